@@ -1,0 +1,1 @@
+"""Audio formats on the wire and streaming sample-rate conversion."""
