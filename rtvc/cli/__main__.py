@@ -1,0 +1,5 @@
+import sys
+
+from rtvc.cli import main
+
+sys.exit(main())
