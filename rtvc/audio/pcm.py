@@ -77,17 +77,16 @@ class AudioFormat:
     def encode(self, samples: np.ndarray) -> bytes:
         """float32 ``(n,)`` or ``(n, channels)`` -> wire bytes; mono is duplicated to stereo if needed.
 
-        Out-of-range values are clipped to [-1, 1] (int16 has no headroom; f32 keeps the same contract).
+        Out-of-range values are clipped (int16 has no headroom; f32 keeps the same [-1, 1] contract).
         """
         samples = np.asarray(samples, dtype=np.float32)
         if samples.ndim == 1:
             samples = samples[:, None]
         if samples.shape[1] != self.channels:
             samples = np.repeat(to_mono(samples)[:, None], self.channels, axis=1)
-        clipped = np.clip(samples, -1.0, 1.0)
-        if self.encoding == "pcm_s16le":
-            return np.round(clipped * 32767.0).astype("<i2").tobytes()
-        return clipped.astype("<f4").tobytes()
+        if self.encoding == "pcm_s16le":  # the exact inverse of decode: k / 32768 -> k
+            return np.clip(np.round(samples * 32768.0), -32768, 32767).astype("<i2").tobytes()
+        return np.clip(samples, -1.0, 1.0).astype("<f4").tobytes()
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:

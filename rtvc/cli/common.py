@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from rtvc.config import load_config
+from rtvc.voices.registry import VoiceRegistry
 
-__all__ = ["add_common", "config_from_args", "data_dir_from"]
+__all__ = ["add_common", "config_from_args", "data_dir_from", "registry_from_config"]
 
 
 def add_common(parser: argparse.ArgumentParser) -> None:
@@ -27,3 +28,8 @@ def data_dir_from(config: dict[str, Any]) -> Path:
     path = Path(config["server"]["data_dir"]).expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def registry_from_config(config: dict[str, Any]) -> VoiceRegistry:
+    """The voices this installation can use: the built-in ones (imported RVC voices join later)."""
+    return VoiceRegistry()

@@ -10,10 +10,9 @@ import numpy as np
 import soundfile as sf
 
 from rtvc.audio.pcm import SUPPORTED_RATES, AudioFormat
-from rtvc.cli.common import add_common, config_from_args
+from rtvc.cli.common import add_common, config_from_args, registry_from_config
 from rtvc.errors import AudioFormatError, ConfigError
 from rtvc.pipeline import Pipeline
-from rtvc.voices.registry import VoiceRegistry
 
 __all__ = ["register"]
 
@@ -49,7 +48,7 @@ def _read(path: Path) -> tuple[np.ndarray, int]:
 
 def convert(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    registry = VoiceRegistry.from_config(config)
+    registry = registry_from_config(config)
     voice = registry.get(args.voice)
     samples, rate = _read(args.input)
     params = {name: value for name, value in (("pitch", args.pitch), ("formant", args.formant)) if value is not None}

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from rtvc.cli.common import add_common, config_from_args
-from rtvc.voices.registry import VoiceRegistry
+from rtvc.cli.common import add_common, config_from_args, registry_from_config
 
 __all__ = ["register"]
 
@@ -20,8 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def list_voices(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    registry = VoiceRegistry.from_config(config)
-    described = [voice.describe() for voice in registry.voices()]
+    registry = registry_from_config(config)
+    described = [voice.describe() for voice in registry]
     if args.json:
         print(json.dumps({"voices": described}, indent=2))
         return 0
