@@ -61,7 +61,8 @@ def convert(args: argparse.Namespace) -> int:
         input=AudioFormat("pcm_f32le", rate, samples.shape[1]),
         output=AudioFormat("pcm_f32le", args.out_rate or rate, 1),
         params=params,
-        block_ms=args.block_ms or config["pipeline"]["block_ms"],
+        block_ms=args.block_ms,
+        default_block_ms=config["pipeline"]["block_ms"],
         max_buffer_ms=config["pipeline"]["max_buffer_ms"],
     )
     chunk = max(1, round(chunk_ms * rate / 1000.0))
@@ -72,9 +73,9 @@ def convert(args: argparse.Namespace) -> int:
     pieces.append(pipeline.process(samples[:0], last=True))
     compute_s = time.perf_counter() - started
     out = np.concatenate(pieces)[:, 0]
-    if not args.keep_latency:
-        out = out[pipeline.latency :]
     out_rate = pipeline.output.sample_rate
+    if not args.keep_latency:  # aligned with IN: same duration, delay removed
+        out = out[pipeline.latency : pipeline.latency + -(-len(samples) * out_rate // rate)]
     try:
         sf.write(str(args.output), out, out_rate, subtype="PCM_16")
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:

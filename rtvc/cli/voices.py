@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 
+from rtvc.cli.voices_import import register_import
 from rtvc.cli.common import add_common, config_from_args, registry_from_config
 
 __all__ = ["register"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("voices", help="list voices and their parameters")
+    parser = subparsers.add_parser("voices", help="list, import and export voices")
     add_common(parser)
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(func=list_voices)
+    actions = parser.add_subparsers(dest="voices_action", metavar="ACTION")
+    register_import(actions)
 
 
 def list_voices(args: argparse.Namespace) -> int:

@@ -68,6 +68,7 @@ class Pipeline:
         Voice parameters plus ``gate_db``; missing ones take the voice's defaults.
     block_ms : float, optional
         Block duration; rounded to the nearest length that is whole at every rate involved.
+        Default: the voice's ``default_block_ms``, else ``default_block_ms``.
     postprocess : PostProcess, optional
         Same-length stage at the output rate (the watermark). If it raises,
         the error propagates and no audio of that block is returned.
@@ -92,7 +93,7 @@ class Pipeline:
         self.voice_rate = r_v
         g = gcd(gcd(r_in, r_v), r_out)
         unit = lcm(r_v // g, voice.block_quantum(r_v))
-        wanted = (block_ms or default_block_ms) * r_v / 1000.0
+        wanted = (block_ms or voice.default_block_ms or default_block_ms) * r_v / 1000.0
         if not 0 < wanted <= r_v:  # at most one second
             raise ParamError(f"block_ms={block_ms} must be in (0, 1000]")
         self.block_voice = unit * max(1, round(wanted / unit))

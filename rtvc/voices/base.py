@@ -116,8 +116,10 @@ class Voice(ABC):
     #: Processing rate in Hz, or None for "runs at the stream's input rate".
     sample_rate: int | None = None
     params: tuple[ParamSpec, ...] = ()
-    #: False for voices whose output timing follows the input sample for sample.
+    #: True for voices whose output timing follows the input sample for sample (SOLA voices shift by up to `search`).
     keeps_timing: bool = True
+    #: Block duration this voice works best with; None: the pipeline's configured default.
+    default_block_ms: float | None = None
 
     def block_quantum(self, sample_rate: int) -> int:
         """The block length in samples must be a multiple of this."""
