@@ -5,25 +5,34 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint install clean
+.PHONY: run test bench lint install browser clean
 
+# constraints.txt pins every package (torch 2.13.0 is the CPU build on disk here; no torchaudio).
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
-run: $(STAMP)
-	$(VENV)/bin/rtvc voices
-	$(VENV)/bin/rtvc convert ../shared/speech/vctk/p226_003.wav /tmp/rtvc-demo.wav --voice feminine
+# Debian's Chromium for the browser test of the page (no browser download).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "warning: could not install chromium: the browser tests will be skipped"; }
 
-test: $(STAMP)
+run: $(STAMP)
+	$(VENV)/bin/rtvc serve
+
+test: $(STAMP) browser
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) benchmarks/pipeline.py
+	$(PY) benchmarks/quality.py
+	$(PY) benchmarks/load.py
+	$(PY) benchmarks/watermark.py
+	$(PY) benchmarks/rvc.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check rtvc tests benchmarks clients
