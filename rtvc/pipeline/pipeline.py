@@ -101,7 +101,8 @@ class Pipeline:
         self.block_out = self.block_voice * r_out // r_v
         self.block_ms = 1000.0 * self.block_voice / r_v
 
-        self._stream = voice.open(sample_rate=r_v, block=self.block_voice, params=self.params)
+        voice_params = {name: value for name, value in self.params.items() if name != GATE_PARAM}
+        self._stream = voice.open(sample_rate=r_v, block=self.block_voice, params=voice_params)
         layout = self._stream.layout
         if layout.block != self.block_voice:
             raise AssertionError(f"voice {voice.name} changed the block ({layout.block} != {self.block_voice})")
