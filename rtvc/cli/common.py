@@ -32,11 +32,4 @@ def data_dir_from(config: dict[str, Any]) -> Path:
 
 def registry_from_config(config: dict[str, Any]) -> VoiceRegistry:
     """The voices this installation can use: the built-in ones, then the RVC voices imported into the data dir."""
-    from rtvc.voices.rvc.library import stored_rvc_voices  # torch: only when voices are needed
-
-    registry = VoiceRegistry()
-    rvc = config["rvc"]
-    device = None if rvc["device"] == "auto" else rvc["device"]
-    for voice in stored_rvc_voices(data_dir_from(config), device=device, backend=rvc["backend"]):
-        registry.add(voice)
-    return registry
+    return VoiceRegistry.from_config(config, data_dir=data_dir_from(config))

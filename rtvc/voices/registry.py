@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
 
 from rtvc.errors import ConfigError, UnknownVoice
 from rtvc.voices.base import Voice
@@ -26,6 +28,21 @@ class VoiceRegistry:
         self._voices: dict[str, Voice] = {}
         for voice in builtin_voices() if voices is None else voices:
             self.add(voice)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], *, data_dir: str | Path | None = None) -> VoiceRegistry:
+        """Built-in voices, then the RVC voices imported into the data dir (``[server] data_dir`` by default)."""
+        from rtvc.voices.rvc.library import stored_rvc_voices  # torch: only when stored voices are wanted
+
+        root = Path(data_dir if data_dir is not None else config["server"]["data_dir"]).expanduser()
+        registry = cls()
+        rvc = config.get("rvc", {})
+        device = rvc.get("device", "auto")
+        if root.is_dir():
+            for voice in stored_rvc_voices(root, device=None if device == "auto" else device,
+                                           backend=rvc.get("backend", "torch")):
+                registry.add(voice)
+        return registry
 
     def add(self, voice: Voice) -> None:
         """Register ``voice``; a second voice with the same name is a ConfigError."""

@@ -1,0 +1,70 @@
+"""``rtvc keys``: create, list and revoke API keys (stored hashed in the data directory)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rtvc.cli.common import add_common, config_from_args, data_dir_from
+from rtvc.server.keystore import ROLES, KeyStore
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("keys", help="manage API keys")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    create = actions.add_parser("create", help="create a key and print it (once)")
+    add_common(create)
+    create.add_argument("--role", choices=ROLES, default="client", help="client: stream and list voices; admin: all")
+    create.add_argument("--name", help="a label for the key (default: ROLE-ID)")
+    create.add_argument("--json", action="store_true", help='print {"key": ..., "id": ..., "role": ...}')
+    create.set_defaults(func=create_key)
+
+    listing = actions.add_parser("list", help="list keys (never their secrets)")
+    add_common(listing)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=list_keys)
+
+    revoke = actions.add_parser("revoke", help="revoke a key by id")
+    add_common(revoke)
+    revoke.add_argument("id", help="the key id (the part after rtvc_, see `rtvc keys list`)")
+    revoke.set_defaults(func=revoke_key)
+
+
+def _store(args: argparse.Namespace) -> KeyStore:
+    return KeyStore(data_dir_from(config_from_args(args)))
+
+
+def create_key(args: argparse.Namespace) -> int:
+    key, info = _store(args).create(args.role, args.name)
+    if args.json:
+        print(json.dumps({"key": key, "id": info.id, "role": info.role, "name": info.name}))
+    else:
+        print(key)
+        print(f"({info.role} key {info.id} '{info.name}'; shown only now, stored hashed)", file=sys.stderr)
+    return 0
+
+
+def list_keys(args: argparse.Namespace) -> int:
+    keys = _store(args).keys()
+    if args.json:
+        print(json.dumps({"keys": [
+            {"id": k.id, "role": k.role, "name": k.name, "created_at": k.created_at, "revoked_at": k.revoked_at}
+            for k in keys
+        ]}, indent=2))
+        return 0
+    for k in keys:
+        state = f"revoked {k.revoked_at}" if k.revoked_at else "active"
+        print(f"{k.id}  {k.role:<6}  {k.created_at}  {state:<30}  {k.name}")
+    return 0
+
+
+def revoke_key(args: argparse.Namespace) -> int:
+    if not _store(args).revoke(args.id):
+        print(f"rtvc keys: no active key with id {args.id!r}", file=sys.stderr)
+        return 1
+    print(f"revoked {args.id}")
+    return 0

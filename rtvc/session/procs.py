@@ -1,0 +1,295 @@
+"""Engine processes: session streams run in ``workers`` child processes, each with its own GIL.
+
+The DSP voices are many small numpy calls, so a thread engine is bound by the
+server process's GIL (about one core for the engine and the event loop
+together). Here each engine process (:mod:`rtvc.session.worker`) owns its
+sessions' pipelines and runs them on its own engine thread; the server process
+keeps the sockets, the sessions' output queues and the statistics. Input audio
+goes down a pipe as mono float32; each engine pass comes back as one report.
+A session stays on the process that opened it (its state never moves).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing as mp
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rtvc.engine import Admission, EngineSettings, LoadMeter
+from rtvc.errors import EngineError
+from rtvc.session.backend import FailFn, FrameFn, record_pass
+from rtvc.session.build import StreamInfo, check_update
+from rtvc.session.limits import Limits
+from rtvc.session.queues import OutFrame
+from rtvc.session.request import StartRequest
+from rtvc.session.worker import worker_main
+from rtvc.voices.base import Voice
+
+__all__ = ["ProcessBackend", "RemoteError", "RemoteStream"]
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT_S = 60.0  # an engine process imports numpy, scipy and the voices before it is ready
+OPEN_TIMEOUT_S = 30.0
+
+
+class RemoteError(EngineError):
+    """An error raised in an engine process, carried back with its code."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Proc:
+    """One engine process as the server sees it."""
+
+    def __init__(self, index: int, settings: EngineSettings) -> None:
+        self.index = index
+        self.conn: Connection | None = None
+        self.process: mp.process.BaseProcess | None = None
+        self.load = LoadMeter(settings.load_window_s)
+        self.streams: dict[str, RemoteStream] = {}
+        self.opening: dict[str, asyncio.Future] = {}
+        self.queue_depth = 0
+        self.alive = False
+        self.reader: threading.Thread | None = None
+
+
+class RemoteStream:
+    """A stream run by an engine process (see :class:`rtvc.session.backend.StreamHandle`)."""
+
+    def __init__(self, backend: ProcessBackend, proc: _Proc, sid: str, info: StreamInfo, voice: Voice,
+                 input_rate: int) -> None:
+        self.info = info
+        self.added = time.perf_counter()
+        self._backend, self._proc, self._sid, self._voice = backend, proc, sid, voice
+        self._samples_per_ms = input_rate / 1000.0
+        self._queued = 0  # input samples queued in the engine process, as last reported
+        self._dropped = 0
+        self.on_frame: FrameFn = _ignore
+        self.on_fail: FailFn = _ignore
+
+    @property
+    def dropped_in(self) -> int:
+        return self._dropped
+
+    def bind(self, on_frame: FrameFn, on_fail: FailFn) -> None:
+        self.on_frame, self.on_fail = on_frame, on_fail
+
+    def push(self, mono: np.ndarray, arrival: float, *, skipped: int = 0, discontinuity: bool = False) -> None:
+        data = np.ascontiguousarray(mono, dtype=np.float32).tobytes()
+        self._queued = min(self._queued + len(mono), self.info.input_queue_samples)  # until the next report
+        self._backend.send(self._proc, ("audio", self._sid, data, arrival, skipped, discontinuity))
+
+    def finish_input(self) -> None:
+        self._backend.send(self._proc, ("end", self._sid))
+
+    def update(self, params: Mapping[str, Any]) -> None:
+        check_update(self._voice, params)  # ParamError now, as the session API promises
+        self._backend.send(self._proc, ("update", self._sid, dict(params)))
+
+    def queued_ms(self) -> float:
+        return self._queued / self._samples_per_ms
+
+    def close(self) -> None:
+        self.on_frame, self.on_fail = _ignore, _ignore
+        if self._proc.streams.pop(self._sid, None) is not None:
+            self._backend.send(self._proc, ("close", self._sid))
+
+    def _report(self, frame: OutFrame, queued: int, dropped: int) -> None:
+        self._queued, self._dropped = queued, dropped
+        self.on_frame(frame)
+
+
+def _ignore(_: object) -> None:
+    return None
+
+
+PIPE_BUFFER_BYTES = 4 << 20  # ~1 s of 48 kHz float32 input for 20 sessions: a busy engine never blocks the loop
+
+
+def _widen(conn: Connection) -> None:
+    """Give the (socketpair) pipe a large kernel send buffer: the event loop writes to it without blocking."""
+    with socket.socket(fileno=os.dup(conn.fileno())) as sock:
+        for option in (getattr(socket, "SO_SNDBUFFORCE", None), socket.SO_SNDBUF):
+            if option is None:
+                continue
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, option, PIPE_BUFFER_BYTES)
+                return
+            except OSError:  # SO_SNDBUFFORCE needs privileges; SO_SNDBUF is capped at net.core.wmem_max
+                continue
+
+
+class ProcessBackend:
+    """``settings.workers`` engine processes; see the module docstring."""
+
+    def __init__(self, settings: EngineSettings, *, config: Mapping[str, Any], limits: Limits, data_dir: Path,
+                 metrics: Any = None) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self._config, self._limits, self._data_dir = config, limits, data_dir
+        self._procs = [_Proc(i, settings) for i in range(settings.workers)]
+        self._admission = Admission(settings)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await asyncio.gather(*(asyncio.to_thread(self._spawn, proc) for proc in self._procs))
+
+    def _spawn(self, proc: _Proc) -> None:
+        ctx = mp.get_context("spawn")  # no fork: the server process has threads and an event loop
+        parent, child = ctx.Pipe(duplex=True)
+        proc.process = ctx.Process(target=worker_main, name=f"rtvc-engine-{proc.index}", daemon=True,
+                                   args=(child, dict(self._config), self._limits, str(self._data_dir)))
+        proc.process.start()
+        child.close()
+        _widen(parent)
+        if not parent.poll(START_TIMEOUT_S) or parent.recv() != ("ready",):
+            proc.process.kill()
+            raise EngineError(f"engine process {proc.index} did not start within {START_TIMEOUT_S:g} s")
+        proc.conn, proc.alive = parent, True
+        proc.reader = threading.Thread(target=self._read, args=(proc,), name=f"rtvc-engine-pipe-{proc.index}",
+                                       daemon=True)
+        proc.reader.start()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        for proc in self._procs:
+            if proc.alive:
+                self.send(proc, ("stop",))
+        await asyncio.to_thread(self._join)
+
+    def _join(self) -> None:
+        for proc in self._procs:
+            if proc.process is None:
+                continue
+            proc.process.join(timeout=5.0)
+            if proc.process.is_alive():
+                proc.process.kill()
+            if proc.conn is not None:
+                proc.conn.close()
+
+    # -- sessions -------------------------------------------------------------------------------------
+
+    def admit(self, *, pending: int = 0) -> None:
+        alive = [p for p in self._procs if p.alive]
+        if not alive:
+            raise EngineError("no engine process is running")
+        self._admission.check([p.load for p in alive], [s.added for p in alive for s in p.streams.values()],
+                              pending=pending)
+
+    async def open(self, voice: Voice, request: StartRequest, *, watermark_token: int | None) -> RemoteStream:
+        alive = [p for p in self._procs if p.alive]
+        if not alive:
+            raise EngineError("no engine process is running")
+        proc = min(alive, key=lambda p: len(p.streams) + len(p.opening))
+        sid = secrets.token_hex(8)
+        future = self._loop.create_future()
+        proc.opening[sid] = future
+        try:
+            self.send(proc, ("open", sid, request.to_json(), watermark_token))
+            info = await asyncio.wait_for(future, OPEN_TIMEOUT_S)
+        finally:
+            proc.opening.pop(sid, None)
+        stream = RemoteStream(self, proc, sid, StreamInfo(**info), voice, request.input.sample_rate)
+        proc.streams[sid] = stream
+        return stream
+
+    def send(self, proc: _Proc, message: tuple) -> None:
+        """Event loop: one message down the pipe (small; the engine process reads continuously)."""
+        if not proc.alive or proc.conn is None:
+            return
+        try:
+            proc.conn.send(message)
+        except (OSError, ValueError) as exc:
+            self._lost(proc, exc)
+
+    # -- from the engine processes --------------------------------------------------------------------
+
+    def _read(self, proc: _Proc) -> None:  # reader thread, one per process
+        conn = proc.conn
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError) as exc:
+                self._call(self._lost, proc, exc)
+                return
+            self._call(self._on_message, proc, message)
+
+    def _call(self, fn, *args) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(fn, *args)
+            except RuntimeError:  # loop closing
+                pass
+
+    def _on_message(self, proc: _Proc, message: tuple) -> None:  # event loop
+        kind = message[0]
+        if kind == "report":
+            self._on_report(proc, *message[1:])
+        elif kind == "opened":
+            future = proc.opening.get(message[1])
+            if future is not None and not future.done():
+                future.set_result(message[2])
+        elif kind == "open_failed":
+            future = proc.opening.get(message[1])
+            if future is not None and not future.done():
+                future.set_exception(RemoteError(message[3], message[2]))
+
+    def _on_report(self, proc: _Proc, frames, failures, start, end, blocks_due, voice_calls, voice_blocks) -> None:
+        proc.load.add(start, end)
+        proc.queue_depth = blocks_due
+        record_pass(self.metrics, start, end, voice_calls, voice_blocks)
+        for sid, pcm, samples, first, disc, last, ready, arrival, compute_s, queued, dropped in frames:
+            stream = proc.streams.get(sid)
+            if stream is not None:
+                frame = OutFrame(pcm, samples, first, disc, last, ready, arrival, compute_s=compute_s)
+                stream._report(frame, queued, dropped)
+        for sid, code, text in failures:
+            stream = proc.streams.get(sid)
+            if stream is not None:
+                stream.on_fail(RemoteError(text, code))
+
+    def _lost(self, proc: _Proc, exc: BaseException) -> None:  # event loop
+        if not proc.alive:
+            return
+        proc.alive = False
+        if not self._stopping:
+            log.error("engine process %d is gone (%s); failing its %d session(s)", proc.index, exc, len(proc.streams))
+        error = RemoteError("the engine process running this session stopped", "internal")
+        for future in proc.opening.values():
+            if not future.done():
+                future.set_exception(error)
+        for stream in list(proc.streams.values()):
+            stream.on_fail(error)
+
+    # -- measurements ---------------------------------------------------------------------------------
+
+    def load(self) -> float:
+        now = time.perf_counter()
+        alive = [p for p in self._procs if p.alive] or self._procs
+        return sum(p.load.busy_fraction(now) for p in alive) / len(alive)
+
+    def queue_depth(self) -> int:
+        return sum(p.queue_depth for p in self._procs)
+
+    def session_count(self) -> int:
+        return sum(len(p.streams) for p in self._procs)
+
