@@ -30,7 +30,9 @@ def _add_session_options(parser: argparse.ArgumentParser, *, voice_required: boo
     parser.add_argument("--url", default=DEFAULT_URL, help=f"stream endpoint (default {DEFAULT_URL})")
     parser.add_argument("--key", default=os.environ.get("RTVC_KEY"), help="API key (default: $RTVC_KEY)")
     parser.add_argument("--voice", required=voice_required, help="voice id (see GET /v1/voices)")
-    parser.add_argument("--purpose", default="demo", help="purpose of use, recorded by the server")
+    parser.add_argument("--purpose", default="live_streaming",
+                        choices=("live_streaming", "game_character", "accessibility", "dubbing", "research"),
+                        help="purpose of use (a consent grant must allow it for RVC voices); recorded by the server")
     parser.add_argument("--param", type=_param, action="append", default=[], metavar="NAME=VALUE",
                         help="voice parameter, e.g. pitch=4 (repeatable)")
     parser.add_argument("--frame-ms", type=float, default=20.0, help="frame duration sent (default 20)")

@@ -61,7 +61,7 @@ class RtvcClient:
         voice: str,
         input: Mapping[str, object],
         output: Mapping[str, object],
-        purpose: str = "demo",
+        purpose: str = "live_streaming",
         params: Mapping[str, float] | None = None,
         browser_auth: bool = False,
         open_timeout_s: float = 10.0,

@@ -96,7 +96,7 @@ async def stream_samples(
     sample_rate: int,
     *,
     voice: str,
-    purpose: str = "demo",
+    purpose: str = "live_streaming",
     params: Mapping[str, float] | None = None,
     realtime: bool = True,
     frame_ms: float = 20.0,

@@ -42,7 +42,7 @@ async def run_mic(
     key: str,
     *,
     voice: str,
-    purpose: str = "demo",
+    purpose: str = "live_streaming",
     params: Mapping[str, float] | None = None,
     input_device: str | None = None,
     output_device: str | None = None,

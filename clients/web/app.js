@@ -160,7 +160,7 @@ async function start() {
     recording.on = $("record").checked;
     recording.input.length = 0;
     recording.output.length = 0;
-    const options = {key, voice, purpose: $("purpose").value.trim() || "demo", params: currentParams(), micStream,
+    const options = {key, voice, purpose: $("purpose").value.trim() || "live_streaming", params: currentParams(), micStream,
       micSource, graph, remoteElement: $("remote"), onMessage, counters: state.counters};
     transport = $("transport").value === "websocket" ? await startWebSocket(options) : await startWebRtc(options);
     state.started = transport.started;

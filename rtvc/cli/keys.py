@@ -1,4 +1,7 @@
-"""``rtvc keys``: create, list and revoke API keys (stored hashed in the data directory)."""
+"""``rtvc keys``: create, list and revoke API keys (stored hashed in the data directory's governance database).
+
+The CLI acts as the local admin (file permissions are the boundary); every action is audited as actor ``local``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import json
 import sys
 
 from rtvc.cli.common import add_common, config_from_args, data_dir_from
-from rtvc.server.keystore import ROLES, KeyStore
+from rtvc.governance import ROLES, GovernanceStore
 
 __all__ = ["register"]
 
@@ -18,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     create = actions.add_parser("create", help="create a key and print it (once)")
     add_common(create)
-    create.add_argument("--role", choices=ROLES, default="client", help="client: stream and list voices; admin: all")
+    create.add_argument("--role", choices=ROLES, default="client", help="client: streams; owner: owns voices, grants and revokes consent; "
+                        "auditor: reads the audit log, resolves watermark tokens; admin: all")
     create.add_argument("--name", help="a label for the key (default: ROLE-ID)")
     create.add_argument("--json", action="store_true", help='print {"key": ..., "id": ..., "role": ...}')
     create.set_defaults(func=create_key)
@@ -34,12 +38,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     revoke.set_defaults(func=revoke_key)
 
 
-def _store(args: argparse.Namespace) -> KeyStore:
-    return KeyStore(data_dir_from(config_from_args(args)))
+class _Keys:
+    """The key store of the data dir's governance database, closed on exit."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.gov = GovernanceStore.open(data_dir_from(config_from_args(args)))
+
+    def __enter__(self):
+        return self.gov.keys
+
+    def __exit__(self, *exc: object) -> None:
+        self.gov.close()
 
 
 def create_key(args: argparse.Namespace) -> int:
-    key, info = _store(args).create(args.role, args.name)
+    with _Keys(args) as keys:
+        key, info = keys.create(args.role, args.name)
     if args.json:
         print(json.dumps({"key": key, "id": info.id, "role": info.role, "name": info.name}))
     else:
@@ -49,7 +63,8 @@ def create_key(args: argparse.Namespace) -> int:
 
 
 def list_keys(args: argparse.Namespace) -> int:
-    keys = _store(args).keys()
+    with _Keys(args) as store:
+        keys = store.keys()
     if args.json:
         print(json.dumps({"keys": [
             {"id": k.id, "role": k.role, "name": k.name, "created_at": k.created_at, "revoked_at": k.revoked_at}
@@ -58,12 +73,14 @@ def list_keys(args: argparse.Namespace) -> int:
         return 0
     for k in keys:
         state = f"revoked {k.revoked_at}" if k.revoked_at else "active"
-        print(f"{k.id}  {k.role:<6}  {k.created_at}  {state:<30}  {k.name}")
+        print(f"{k.id}  {k.role:<7}  {k.created_at}  {state:<30}  {k.name}")
     return 0
 
 
 def revoke_key(args: argparse.Namespace) -> int:
-    if not _store(args).revoke(args.id):
+    with _Keys(args) as keys:
+        revoked = keys.revoke(args.id)
+    if not revoked:
         print(f"rtvc keys: no active key with id {args.id!r}", file=sys.stderr)
         return 1
     print(f"revoked {args.id}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from rtvc.cli.voices_import import register_import
 from rtvc.cli.common import add_common, config_from_args, registry_from_config
+from rtvc.cli.voices_import import register_import
 
 __all__ = ["register"]
 

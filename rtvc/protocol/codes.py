@@ -12,7 +12,7 @@ from enum import IntEnum, StrEnum
 
 from rtvc.errors import RtvcError
 
-__all__ = ["CLOSE_FOR_ERROR", "CloseCode", "ErrorCode", "ProtocolError", "close_code_for"]
+__all__ = ["CLOSE_FOR_ERROR", "CONSENT_CODES", "CloseCode", "ErrorCode", "ProtocolError", "close_code_for"]
 
 
 class ErrorCode(StrEnum):
@@ -32,6 +32,12 @@ class ErrorCode(StrEnum):
     WATERMARK_FAILED = "watermark_failed"  # the watermark could not be applied: no audio is sent
     SHUTTING_DOWN = "shutting_down"
     INTERNAL = "internal"
+    # consent refusals (session.start), from rtvc.governance: no live grant covers this voice, purpose, client, now
+    NO_CONSENT = "no_consent"  # the voice has no grant (or no owner on record, or was erased)
+    PURPOSE_NOT_ALLOWED = "purpose_not_allowed"
+    CLIENT_NOT_ALLOWED = "client_not_allowed"
+    GRANT_EXPIRED = "grant_expired"
+    GRANT_REVOKED = "grant_revoked"
 
 
 class CloseCode(IntEnum):
@@ -48,6 +54,7 @@ class CloseCode(IntEnum):
     FORBIDDEN = 4403
     UNKNOWN_VOICE = 4404
     IDLE_TIMEOUT = 4408
+    CONSENT_REFUSED = 4451  # like HTTP 451: the voice's owner has not agreed to this use
 
 
 CLOSE_FOR_ERROR: dict[str, CloseCode] = {
@@ -65,7 +72,15 @@ CLOSE_FOR_ERROR: dict[str, CloseCode] = {
     ErrorCode.WATERMARK_FAILED: CloseCode.INTERNAL_ERROR,
     ErrorCode.SHUTTING_DOWN: CloseCode.GOING_AWAY,
     ErrorCode.INTERNAL: CloseCode.INTERNAL_ERROR,
+    ErrorCode.NO_CONSENT: CloseCode.CONSENT_REFUSED,
+    ErrorCode.PURPOSE_NOT_ALLOWED: CloseCode.CONSENT_REFUSED,
+    ErrorCode.CLIENT_NOT_ALLOWED: CloseCode.CONSENT_REFUSED,
+    ErrorCode.GRANT_EXPIRED: CloseCode.CONSENT_REFUSED,
+    ErrorCode.GRANT_REVOKED: CloseCode.CONSENT_REFUSED,
 }
+
+CONSENT_CODES = frozenset({ErrorCode.NO_CONSENT, ErrorCode.PURPOSE_NOT_ALLOWED, ErrorCode.CLIENT_NOT_ALLOWED,
+                           ErrorCode.GRANT_EXPIRED, ErrorCode.GRANT_REVOKED})
 
 
 def close_code_for(code: str) -> CloseCode:

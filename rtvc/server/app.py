@@ -7,7 +7,8 @@ Routes::
     GET  /metrics            Prometheus text
     GET  /v1/voices          voices and their parameters            (key)
     GET  /v1/sessions        live sessions and their stats          (admin key)
-    POST /v1/detect          watermark detection in a WAV upload    (key; when rtvc.watermark provides it)
+    POST /v1/detect          watermark detection and provenance     (auditor/admin key; when rtvc.watermark is there)
+    /v1/keys, /v1/voices/owned, /v1/grants, /v1/sessions/{id}, /v1/audit   governance (rtvc.server.admin_api)
     GET  /v1/stream          WebSocket rtvc.v1                      (key)
     POST /v1/webrtc/offer, DELETE /v1/webrtc/sessions/{id}           (key; rtvc.transport.webrtc)
     GET  /openapi.json       the HTTP API description
@@ -25,15 +26,18 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.staticfiles import StaticFiles
 
 from rtvc import __version__
 from rtvc.engine import EngineSettings
 from rtvc.errors import RtvcError
+from rtvc.governance import GovernanceStore
 from rtvc.protocol import error_message
+from rtvc.server.admin_api import add_admin_routes
 from rtvc.server.auth import Authenticator
-from rtvc.server.keystore import KeyStore
+from rtvc.server.governance import ServerGovernance
 from rtvc.server.metrics import ServerMetrics
 from rtvc.server.routes import add_http_routes
 from rtvc.session import Limits, SessionManager
@@ -46,7 +50,9 @@ __all__ = ["WEB_DIR", "ServerContext", "create_app"]
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "clients" / "web"
-_HTTP_STATUS = {"unauthorized": 401, "forbidden": 403, "unknown_voice": 404, "message_too_big": 413, "overloaded": 503,
+_HTTP_STATUS = {"unauthorized": 401, "forbidden": 403, "unknown_voice": 404, "not_found": 404, "conflict": 409,
+                "no_consent": 403, "purpose_not_allowed": 403, "client_not_allowed": 403, "grant_expired": 403,
+                "grant_revoked": 403, "erasure_incomplete": 500, "store_error": 500, "message_too_big": 413, "overloaded": 503,
                 "shutting_down": 503, "internal": 500, "watermark_failed": 500}
 
 
@@ -57,12 +63,13 @@ class ServerContext:
     config: Mapping[str, Any]
     data_dir: Path
     limits: Limits
-    keys: KeyStore
+    keys: Any  # GovernanceStore.keys
     authenticate: Authenticator
     registry: Any
     backend: Backend
     manager: SessionManager
     metrics: ServerMetrics
+    governance: ServerGovernance | None = None
     webrtc: Any = None
     ready: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
@@ -84,16 +91,26 @@ def create_app(config: Mapping[str, Any], *, data_dir: Path | None = None, regis
     metrics = ServerMetrics()
     backend = make_backend(engine_settings or EngineSettings.from_config(config), config=config, limits=limits,
                            data_dir=data_dir, metrics=metrics)
-    manager = SessionManager(config=config, registry=registry, backend=backend, limits=limits, metrics=metrics)
+    gov_config = config.get("governance", {})
+    store = GovernanceStore.open(data_dir, busy_timeout_ms=int(gov_config.get("busy_timeout_ms", 5000)),
+                                 checkpoint_every_rows=int(gov_config.get("checkpoint_every_rows", 100)),
+                                 checkpoint_every_s=float(gov_config.get("checkpoint_every_s", 60.0)))
+    governance = ServerGovernance(store, registry=registry, data_dir=data_dir,
+                                  poll_interval_s=float(gov_config.get("poll_interval_s", 0.2)),
+                                  checkpoint_interval_s=float(gov_config.get("checkpoint_every_s", 60.0)))
+    manager = SessionManager(config=config, registry=registry, backend=backend, limits=limits, metrics=metrics,
+                             governance=governance)
+    governance.bind(manager)
     metrics.bind(active_sessions=lambda: len(manager), engine_load=backend.load,
                  engine_queue_depth=backend.queue_depth)
-    keys = KeyStore(data_dir)
+    keys = store.keys
     ctx = ServerContext(config=config, data_dir=data_dir, limits=limits, keys=keys, authenticate=Authenticator(keys),
-                        registry=registry, backend=backend, manager=manager, metrics=metrics)
+                        registry=registry, backend=backend, manager=manager, metrics=metrics, governance=governance)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await backend.start()
+        await governance.start()
         # Everything imported and built so far lives as long as the server: keep it out of the cyclic GC, whose
         # full collections of ~10^5 such objects stall the event loop for tens of ms (heard as an underrun).
         gc.freeze()
@@ -105,7 +122,9 @@ def create_app(config: Mapping[str, Any], *, data_dir: Path | None = None, regis
             await manager.close_all(reason="shutdown")
             if ctx.webrtc is not None:
                 await ctx.webrtc.close()
+            await governance.stop()
             await backend.stop()
+            store.close()
 
     app = FastAPI(title="rtvc", version=__version__, lifespan=lifespan,
                   description="Real-time streaming voice conversion. The WebSocket protocol rtvc.v1 is described "
@@ -118,7 +137,14 @@ def create_app(config: Mapping[str, Any], *, data_dir: Path | None = None, regis
         return JSONResponse(error_message(exc.code, str(exc)), status_code=_HTTP_STATUS.get(exc.code, 400),
                             headers=headers)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}"
+                             for e in exc.errors()[:5])
+        return JSONResponse(error_message("bad_request", f"invalid request ({problems})"), status_code=422)
+
     add_http_routes(app, ctx)
+    add_admin_routes(app, ctx)
 
     @app.websocket("/v1/stream")
     async def stream(websocket: WebSocket) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib
 import tempfile
 from typing import TYPE_CHECKING, Annotated, Any
@@ -36,8 +37,13 @@ def admin_key(request: Request) -> KeyInfo:
     return request.app.state.rtvc.authenticate.with_roles("admin")(request)
 
 
+def auditor_key(request: Request) -> KeyInfo:
+    return request.app.state.rtvc.authenticate.with_roles("auditor", "admin")(request)
+
+
 AnyKey = Annotated[KeyInfo, Depends(any_key)]
 AdminKey = Annotated[KeyInfo, Depends(admin_key)]
+AuditorKey = Annotated[KeyInfo, Depends(auditor_key)]
 
 
 def add_http_routes(app: FastAPI, ctx: ServerContext) -> None:
@@ -80,17 +86,24 @@ def _add_detect(app: FastAPI, ctx: ServerContext) -> None:
     """POST /v1/detect: the body is an audio file; answers whether it carries this server's watermark."""
     watermark = importlib.import_module("rtvc.watermark")
 
-    def analyse(body: bytes) -> dict[str, Any]:
+    def analyse(body: bytes, actor: KeyInfo) -> dict[str, Any]:
         with tempfile.NamedTemporaryFile(prefix="rtvc-detect-", suffix=".audio") as f:
             f.write(body)
             f.flush()
             report = watermark.detect_file(f.name, watermark.WatermarkKey.load_or_create(ctx.data_dir))
-        return report.to_json()
+        answer = report.to_json()
+        digest = hashlib.sha256(body).hexdigest()
+        for found in answer["tokens"]:  # each token found is audited and resolved to the session it marks
+            provenance = ctx.governance.store.sessions.record_detection(actor, found["token"], input_sha256=digest)
+            found["provenance"] = provenance.to_json() if provenance is not None else None
+        return answer
 
     @app.post("/v1/detect", tags=["provenance"], summary="Detect the rtvc watermark in an uploaded audio file",
-              description="Body: an audio file (wav, flac, ogg/opus, mp3, m4a, ...), at most "
-                          f"{DETECT_MAX_BYTES // 2**20} MiB. Answer: presence score, marked spans, session tokens.")
-    async def detect(request: Request, key: AnyKey) -> dict[str, Any]:
+              description="Auditor or admin key. Body: an audio file (wav, flac, ogg/opus, mp3, m4a, ...), at most "
+                          f"{DETECT_MAX_BYTES // 2**20} MiB. Answer: presence score, marked spans, session tokens, "
+                          "each with its provenance (session, voice, grant, client, purpose, start) or null when "
+                          "no recorded session carries it. Every token found is audited as a detection.")
+    async def detect(request: Request, key: AuditorKey) -> dict[str, Any]:
         chunks, size = [], 0
         async for chunk in request.stream():  # stop reading at the limit instead of buffering any size
             size += len(chunk)
@@ -100,4 +113,4 @@ def _add_detect(app: FastAPI, ctx: ServerContext) -> None:
         body = b"".join(chunks)
         if not body:
             raise AudioValueError("empty body: send an audio file")
-        return await asyncio.to_thread(analyse, body)  # decoding and detection are CPU work: off the loop
+        return await asyncio.to_thread(analyse, body, key)  # decoding and detection are CPU work: off the loop

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from rtvc.errors import Overloaded
+from rtvc.errors import Overloaded, RtvcError
 from rtvc.protocol import ErrorCode, ProtocolError
 from rtvc.session.backend import Backend
 from rtvc.session.limits import Limits
@@ -33,15 +33,19 @@ class SessionManager:
         Started engine backend (:func:`rtvc.session.backend.make_backend`).
     metrics : optional
         :class:`rtvc.server.metrics.ServerMetrics` or None.
+    governance : optional
+        Has ``async admit(session)`` (record the session or raise its ConsentError) and ``closed(session)``
+        (record its end); :class:`rtvc.server.governance.ServerGovernance`. None: no consent checks.
     """
 
     def __init__(self, *, config: Mapping[str, Any], registry: Any, backend: Backend, limits: Limits | None = None,
-                 metrics: Any = None) -> None:
+                 metrics: Any = None, governance: Any = None) -> None:
         self.config = config
         self.registry = registry
         self.backend = backend
         self.limits = limits or Limits.from_config(config)
         self.metrics = metrics
+        self.governance = governance
         self._sessions: dict[str, Session] = {}
         self._pending = 0
         self._closing = False
@@ -62,6 +66,9 @@ class SessionManager:
         ------
         UnknownVoice, ParamError, AudioFormatError
             The request names an unknown voice or bad parameters / block size.
+        ConsentError
+            No live grant covers this voice, purpose and client now (``no_consent``, ``purpose_not_allowed``,
+            ``client_not_allowed``, ``grant_expired``, ``grant_revoked``); audited as a refusal.
         Overloaded
             Too many sessions, the engine is near capacity, or the server is shutting down.
         WatermarkFailed
@@ -117,7 +124,18 @@ class SessionManager:
             flush_timeout_s=self.limits.flush_timeout_s, on_close=self._closed, watermark_token=token,
             metrics=self.metrics,
         )
+        # In the map before the consent check, so a revocation arriving meanwhile finds the session.
         self._sessions[session_id] = session
+        if self.governance is not None:
+            try:
+                await self.governance.admit(session)
+            except BaseException as exc:
+                self._sessions.pop(session_id, None)
+                session.close(reason="refused", error=exc if isinstance(exc, RtvcError) else None)
+                raise
+            if session.closed.is_set():  # revoked or shut down while the grant was being checked
+                raise session.error or ProtocolError("the session ended while it was being admitted",
+                                                     ErrorCode.GRANT_REVOKED)
         if self.metrics is not None:
             self.metrics.session_opened(transport)
         log.info("session %s opened: voice=%s transport=%s purpose=%r block=%.2f ms latency=%.2f ms",
@@ -127,6 +145,8 @@ class SessionManager:
     def _closed(self, session: Session) -> None:
         if self._sessions.pop(session.id, None) is not None and self.metrics is not None:
             self.metrics.session_ended(session.end_reason or "unknown")
+        if self.governance is not None:
+            self.governance.closed(session)
         log.info("session %s ended: %s", session.id, session.end_reason)
 
     async def close_all(self, reason: str = "shutdown") -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rtvc.audio.pcm import AudioFormat
+from rtvc.governance.validate import PURPOSES
 from rtvc.protocol import ProtocolError, validate
 
 __all__ = ["StartRequest"]
@@ -34,7 +35,8 @@ class StartRequest:
         Raises
         ------
         ProtocolError
-            ``bad_message``: wrong type, missing/unknown fields, wrong field types.
+            ``bad_message``: wrong type, missing/unknown fields, wrong field types, a purpose not in
+            :data:`rtvc.governance.PURPOSES`.
         AudioFormatError
             ``bad_format``: unsupported encoding, sample rate or channel count.
         """
@@ -46,9 +48,12 @@ class StartRequest:
         input_format = AudioFormat.from_json(msg["input"])
         output_format = AudioFormat.from_json(msg["output"]) if "output" in msg else input_format
         block_ms = msg.get("block_ms")
+        purpose = msg["purpose"].strip()
+        if purpose not in PURPOSES:  # consent is granted per purpose: only the fixed list can be matched
+            raise ProtocolError(f'session.start "purpose" must be one of {", ".join(PURPOSES)}; got {purpose[:40]!r}')
         return cls(
             voice=msg["voice"],
-            purpose=msg["purpose"].strip(),
+            purpose=purpose,
             input=input_format,
             output=output_format,
             params=dict(msg.get("params", {})),

@@ -48,6 +48,10 @@ class Session:
         What ended the session when it did not end cleanly.
     watermark_token : int | None
         The 64-bit token the watermark of this session's output carries.
+    grant_id : str | None
+        The consent grant the session streams under (None for built-in voices or without governance).
+    recorded : bool
+        The session is in the governance ledger (its end must be recorded too).
     """
 
     def __init__(self, *, session_id: str, request: StartRequest, stream: StreamHandle, started: dict[str, Any],
@@ -60,6 +64,8 @@ class Session:
         self.client = client
         self.transport = transport
         self.watermark_token = watermark_token
+        self.grant_id: str | None = None
+        self.recorded = False
         self.stream = stream
         self.closed = asyncio.Event()
         self.end_reason: str | None = None
@@ -239,6 +245,10 @@ class Session:
         queue_out_ms = 1000.0 * len(self._out) / self.request.output.sample_rate
         return self._stats.snapshot(queue_in_ms=self.stream.queued_ms(), queue_out_ms=queue_out_ms,
                                     dropped_in_queue=self.stream.dropped_in)
+
+    def converted_s(self) -> float:
+        """Seconds of converted audio handed out so far."""
+        return self._stats.samples_out / self.request.output.sample_rate
 
     def stats_message(self) -> dict[str, Any]:
         return {"type": "stats", "session_id": self.id, **self.stats()}

@@ -46,7 +46,10 @@ OFFER_PATH = "/v1/webrtc/offer"
 SESSION_PATH = "/v1/webrtc/sessions/{session_id}"
 MEDIA_FORMAT = {"encoding": "pcm_s16le", "sample_rate": WEBRTC_RATE, "channels": 1}
 _STATUS = {"unauthorized": 401, "forbidden": 403, "unknown_voice": 404, "message_too_big": 413,
-           "overloaded": 503, "shutting_down": 503, "internal": 500, "watermark_failed": 500}
+           "overloaded": 503, "shutting_down": 503, "internal": 500, "watermark_failed": 500,
+           # consent refusals: the key is fine, the voice's owner has not agreed to this use
+           "no_consent": 403, "purpose_not_allowed": 403, "client_not_allowed": 403, "grant_expired": 403,
+           "grant_revoked": 403}
 _OPTION_FIELDS = ("voice", "purpose", "params", "block_ms")
 
 _aioice_default_host_addresses = aioice.ice.get_host_addresses

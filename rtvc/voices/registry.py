@@ -50,6 +50,10 @@ class VoiceRegistry:
             raise ConfigError(f"two voices are named {voice.name!r}")
         self._voices[voice.name] = voice
 
+    def remove(self, name: str) -> Voice | None:
+        """Forget ``name`` (after erasure); returns the voice, or None if it was not here."""
+        return self._voices.pop(name, None)
+
     def get(self, name: str) -> Voice:
         """The voice called ``name``; UnknownVoice (lists the known ones) if there is none."""
         try:

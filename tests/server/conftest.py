@@ -98,7 +98,7 @@ S16_16K = {"encoding": "pcm_s16le", "sample_rate": 16000, "channels": 1}
 
 
 def start_message(voice="passthrough", input_format=S16_16K, output_format=None, params=None, **extra) -> str:
-    msg = {"type": "session.start", "voice": voice, "purpose": "automated test", "input": input_format,
+    msg = {"type": "session.start", "voice": voice, "purpose": "research", "input": input_format,
            "params": {"gate_db": None} if params is None else params, **extra}
     if output_format is not None:
         msg["output"] = output_format

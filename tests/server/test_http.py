@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from rtvc.governance.db import DB_FILENAME
 from tests.server.conftest import connect, receive_all, send_audio, start_session, to_s16
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,7 +97,8 @@ def test_rtvc_serve_prints_url_and_a_working_key(tmp_path):
         # the socket listens at once; requests wait in the backlog while the engine processes start
         assert httpx.get(url + "healthz", timeout=60).json() == {"status": "ok"}
         assert httpx.get(url + "v1/voices", headers=auth(key), timeout=10).status_code == 200
-        assert (tmp_path / "keys.json").is_file() and key not in (tmp_path / "keys.json").read_text()
+        database = tmp_path / DB_FILENAME  # keys live in the governance database, hashed
+        assert database.is_file() and key.encode() not in database.read_bytes()
     finally:
         proc.send_signal(signal.SIGINT)  # uvicorn shuts down, then re-raises the signal it caught
         assert proc.wait(timeout=10) in (0, -signal.SIGINT)

@@ -6,6 +6,7 @@ import stat
 import pytest
 
 from rtvc.cli import keys as keys_cli
+from rtvc.governance import LOCAL_ADMIN, GovernanceStore
 from rtvc.server.keystore import KeyStore, KeyStoreError
 
 
@@ -40,12 +41,17 @@ def test_keys_cli_json(tmp_path, capsys):
 
     parser = argparse.ArgumentParser()
     keys_cli.register(parser.add_subparsers())
-    args = parser.parse_args(["keys", "create", "--role", "admin", "--name", "ops", "--json",
+    args = parser.parse_args(["keys", "create", "--role", "owner", "--name", "ops", "--json",
                               "--data-dir", str(tmp_path)])
     assert args.func(args) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert KeyStore(tmp_path).verify(printed["key"]).name == "ops"
+    gov = GovernanceStore.open(tmp_path)  # the CLI writes the governance database the server reads
+    try:
+        assert gov.keys.verify(printed["key"]).role == "owner"
+        assert [row.event for row in gov.audit.query(LOCAL_ADMIN)] == ["key.created"]
+    finally:
+        gov.close()
     args = parser.parse_args(["keys", "list", "--json", "--data-dir", str(tmp_path)])
     assert args.func(args) == 0
     listed = json.loads(capsys.readouterr().out)["keys"]
-    assert [k["role"] for k in listed] == ["admin"] and "key" not in listed[0]
+    assert [k["role"] for k in listed] == ["owner"] and "key" not in listed[0]

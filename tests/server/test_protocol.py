@@ -62,7 +62,7 @@ def test_payload_checks():
         check_payload(642, bytes_per_frame=2, max_frames=320)
 
 
-START = {"type": "session.start", "voice": "passthrough", "purpose": "test",
+START = {"type": "session.start", "voice": "passthrough", "purpose": "research",
          "input": {"encoding": "pcm_s16le", "sample_rate": 16000, "channels": 1}}
 
 

@@ -85,10 +85,13 @@ def test_detect_finds_the_session_token_in_converted_audio(server, speech):
     token, got = asyncio.run(run())
     wav = io.BytesIO()
     sf.write(wav, np.frombuffer(got.pcm, "<i2"), rate, format="WAV", subtype="PCM_16")
-    auth = {"Authorization": f"Bearer {server.key}"}
+    client = {"Authorization": f"Bearer {server.key}"}
+    assert httpx.post(f"{server.http}/v1/detect", content=wav.getvalue(), headers=client).status_code == 403
+    auth = {"Authorization": f"Bearer {server.admin_key}"}  # detection is for auditors and admins
     report = httpx.post(f"{server.http}/v1/detect", content=wav.getvalue(), headers=auth, timeout=60).json()
     assert report["present"] is True
-    assert f"{token:016x}" in {t["token"] for t in report["tokens"]}
+    found = {t["token"]: t["provenance"] for t in report["tokens"]}
+    assert found[f"{token:016x}"]["voice"] == "feminine" and found[f"{token:016x}"]["purpose"] == "research"
     unmarked = io.BytesIO()
     sf.write(unmarked, x, rate, format="WAV", subtype="PCM_16")
     clean = httpx.post(f"{server.http}/v1/detect", content=unmarked.getvalue(), headers=auth, timeout=60).json()

@@ -65,11 +65,11 @@ class LoopbackPeer:
         sdp = self.pc.localDescription.sdp
         async with httpx.AsyncClient(base_url=self.base_url, timeout=20) as http:
             if whip:
-                query = {"voice": voice, "purpose": "automated test", "params": json.dumps(params or {})}
+                query = {"voice": voice, "purpose": "research", "params": json.dumps(params or {})}
                 response = await http.post("/v1/webrtc/offer", params=query, content=sdp,
                                            headers={**self.headers, "Content-Type": "application/sdp"})
             else:
-                body = {"sdp": sdp, "type": "offer", "voice": voice, "purpose": "automated test",
+                body = {"sdp": sdp, "type": "offer", "voice": voice, "purpose": "research",
                         "params": params or {}}
                 response = await http.post("/v1/webrtc/offer", json=body, headers=self.headers)
         if response.status_code == 201:

@@ -122,7 +122,7 @@ def test_offers_that_cannot_start_a_session_are_refused_and_leave_nothing(server
 
     async def run():
         good, no_audio = await offer_sdp(True), await offer_sdp(False)
-        body = {"sdp": good, "type": "offer", "voice": PITCH_VOICE, "purpose": "automated test"}
+        body = {"sdp": good, "type": "offer", "voice": PITCH_VOICE, "purpose": "research"}
         auth = {"Authorization": f"Bearer {server.key}"}
         async with httpx.AsyncClient(base_url=server.http, timeout=20) as http:
             post = http.post
@@ -174,7 +174,7 @@ def test_a_client_that_vanishes_or_never_connects_frees_its_session(server):
             async with httpx.AsyncClient(base_url=server.http, timeout=20) as http:
                 response = await http.post("/v1/webrtc/offer", headers=silent.headers, json={
                     "sdp": silent.pc.localDescription.sdp, "type": "offer", "voice": PITCH_VOICE,
-                    "purpose": "automated test"})
+                    "purpose": "research"})
             assert response.status_code == 201
             assert len(server.ctx.manager) == 1  # the answer is never applied: ICE cannot complete
             await wait_until(lambda: no_sessions_left(server), timeout_s=10)
