@@ -14,7 +14,7 @@ from rtvc.errors import RtvcError
 __all__ = ["main"]
 
 # Sub-command modules under rtvc.cli, in the order `rtvc --help` lists them.
-COMMANDS = ("serve", "voices", "convert", "keys", "consent", "audit")
+COMMANDS = ("serve", "voices", "convert", "detect", "keys", "consent", "audit")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import secrets
 import time
 from pathlib import Path
 
@@ -10,9 +11,10 @@ import numpy as np
 import soundfile as sf
 
 from rtvc.audio.pcm import SUPPORTED_RATES, AudioFormat
-from rtvc.cli.common import add_common, config_from_args, registry_from_config
+from rtvc.cli.common import add_common, config_from_args, data_dir_from, registry_from_config
 from rtvc.errors import AudioFormatError, ConfigError
 from rtvc.pipeline import Pipeline
+from rtvc.watermark import Watermarker, WatermarkKey
 
 __all__ = ["register"]
 
@@ -29,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--block-ms", type=float, help="block duration in ms")
     parser.add_argument("--chunk-ms", type=float, help="feed the pipeline in pieces of this many ms (default 20)")
     parser.add_argument("--out-rate", type=int, help=f"output rate in Hz, one of {', '.join(map(str, SUPPORTED_RATES))}")
+    parser.add_argument("--token", help="64-bit watermark token as hex, for reproducible output (default: random)")
     parser.add_argument("--keep-latency", action="store_true",
                         help="keep the algorithmic delay at the start instead of aligning OUT with IN")
     parser.set_defaults(func=convert)
@@ -46,6 +49,18 @@ def _read(path: Path) -> tuple[np.ndarray, int]:
     return samples, rate
 
 
+def _token(text: str | None) -> int:
+    if text is None:
+        return secrets.randbits(64)
+    try:
+        token = int(text, 16)
+    except ValueError:
+        raise ConfigError(f"--token must be hexadecimal, got {text!r}") from None
+    if not 0 <= token < 2**64:
+        raise ConfigError(f"--token must fit in 64 bits, got {text!r}")
+    return token
+
+
 def convert(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     registry = registry_from_config(config)
@@ -56,14 +71,20 @@ def convert(args: argparse.Namespace) -> int:
     chunk_ms = args.chunk_ms if args.chunk_ms is not None else config["convert"]["chunk_ms"]
     if not chunk_ms > 0:
         raise ConfigError(f"--chunk-ms must be positive, got {chunk_ms}")
+    token = _token(args.token)
+    out_rate = args.out_rate or rate
+    output = AudioFormat("pcm_f32le", out_rate, 1)  # validates the rate before anything is made
+    # Every converted output is watermarked, as on the server; if the mark cannot be made, nothing is written.
+    watermark = Watermarker(WatermarkKey.load_or_create(data_dir_from(config)), token, out_rate)
     pipeline = Pipeline(
         voice,
         input=AudioFormat("pcm_f32le", rate, samples.shape[1]),
-        output=AudioFormat("pcm_f32le", args.out_rate or rate, 1),
+        output=output,
         params=params,
         block_ms=args.block_ms,
         default_block_ms=config["pipeline"]["block_ms"],
         max_buffer_ms=config["pipeline"]["max_buffer_ms"],
+        postprocess=watermark,
     )
     chunk = max(1, round(chunk_ms * rate / 1000.0))
     pieces = []
@@ -73,7 +94,6 @@ def convert(args: argparse.Namespace) -> int:
     pieces.append(pipeline.process(samples[:0], last=True))
     compute_s = time.perf_counter() - started
     out = np.concatenate(pieces)[:, 0]
-    out_rate = pipeline.output.sample_rate
     if not args.keep_latency:  # aligned with IN: same duration, delay removed
         out = out[pipeline.latency : pipeline.latency + -(-len(samples) * out_rate // rate)]
     try:
@@ -84,6 +104,6 @@ def convert(args: argparse.Namespace) -> int:
     print(
         f"{args.input} -> {args.output}: voice {voice.name}, {duration_s:.2f} s at {rate} Hz -> {out_rate} Hz, "
         f"block {pipeline.block_ms:.2f} ms, algorithmic latency {pipeline.latency_ms:.2f} ms "
-        f"({pipeline.latency} samples), compute RTF {compute_s / duration_s:.4f}"
+        f"({pipeline.latency} samples), compute RTF {compute_s / duration_s:.4f}, watermark token {token:016x}"
     )
     return 0

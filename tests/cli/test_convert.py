@@ -44,7 +44,7 @@ def test_convert_out_rate_and_chunking_do_not_change_the_result(tmp_path, speech
     for chunk in ("20", "331"):
         out = tmp_path / f"out{chunk}.wav"
         result = rtvc("convert", str(speech_paths[1]), str(out), "--voice", "robot", "--chunk-ms", chunk,
-                      "--out-rate", "48000", tmp_path=tmp_path)
+                      "--out-rate", "48000", "--token", "1", tmp_path=tmp_path)
         assert result.returncode == 0, result.stderr
         outs.append(sf.read(str(out))[0])
     assert sf.info(str(tmp_path / "out20.wav")).samplerate == 48000
@@ -77,3 +77,20 @@ def test_convert_unreadable_input(tmp_path):
     result = rtvc("convert", str(tmp_path / "missing.wav"), str(tmp_path / "o.wav"), "--voice", "higher",
                   tmp_path=tmp_path)
     assert result.returncode != 0 and "cannot read" in result.stderr
+
+
+def test_convert_watermarks_with_the_given_token_reproducibly(tmp_path, speech_paths):
+    from rtvc.watermark import WatermarkKey, detect
+
+    files = [tmp_path / "a.wav", tmp_path / "b.wav"]
+    for out in files:
+        result = rtvc("convert", str(speech_paths[3]), str(out), "--voice", "higher", "--token", "00c0ffee12345678",
+                      tmp_path=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "watermark token 00c0ffee12345678" in result.stdout
+    assert files[0].read_bytes() == files[1].read_bytes()  # same token, same output
+    y, rate = sf.read(str(files[0]), dtype="float32")
+    report = detect(y, rate, WatermarkKey.load_or_create(tmp_path / "data")).to_json()
+    assert 0x00C0FFEE12345678 in [int(t["token"], 16) for t in report["tokens"]]
+    bad = rtvc("convert", str(speech_paths[3]), str(files[0]), "--voice", "higher", "--token", "xyz", tmp_path=tmp_path)
+    assert bad.returncode != 0 and "--token" in bad.stderr
