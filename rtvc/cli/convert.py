@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 import time
 from pathlib import Path
@@ -13,6 +14,9 @@ import soundfile as sf
 from rtvc.audio.pcm import SUPPORTED_RATES, AudioFormat
 from rtvc.cli.common import add_common, config_from_args, data_dir_from, registry_from_config
 from rtvc.errors import AudioFormatError, ConfigError
+from rtvc.governance import LOCAL_ADMIN, GovernanceStore
+from rtvc.governance.errors import NoConsent
+from rtvc.governance.validate import PURPOSES
 from rtvc.pipeline import Pipeline
 from rtvc.watermark import Watermarker, WatermarkKey
 
@@ -31,6 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--block-ms", type=float, help="block duration in ms")
     parser.add_argument("--chunk-ms", type=float, help="feed the pipeline in pieces of this many ms (default 20)")
     parser.add_argument("--out-rate", type=int, help=f"output rate in Hz, one of {', '.join(map(str, SUPPORTED_RATES))}")
+    parser.add_argument("--purpose", default="dubbing", choices=PURPOSES,
+                        help="purpose of use, recorded in the audit log; RVC voices need a grant allowing it")
+    parser.add_argument("--key", default=os.environ.get("RTVC_KEY"),
+                        help="client API key ($RTVC_KEY); required for RVC voices, checked against their grants")
     parser.add_argument("--token", help="64-bit watermark token as hex, for reproducible output (default: random)")
     parser.add_argument("--keep-latency", action="store_true",
                         help="keep the algorithmic delay at the start instead of aligning OUT with IN")
@@ -76,6 +84,16 @@ def convert(args: argparse.Namespace) -> int:
     output = AudioFormat("pcm_f32le", out_rate, 1)  # validates the rate before anything is made
     # Every converted output is watermarked, as on the server; if the mark cannot be made, nothing is written.
     watermark = Watermarker(WatermarkKey.load_or_create(data_dir_from(config)), token, out_rate)
+    # Same rule as a stream: an RVC voice is converted only under a live grant for this client and purpose;
+    # every conversion, built-in voices too, is recorded in the audit log with its watermark token.
+    governance = GovernanceStore.open(data_dir_from(config))
+    client = governance.keys.verify(args.key) if args.key else None
+    if args.key and client is None:
+        raise NoConsent("--key is not a valid, active API key")
+    if client is None and voice.kind == "rvc":
+        raise NoConsent(f"voice {voice.name!r} belongs to someone: pass --key of a client its consent grant allows")
+    record = governance.sessions.start(client or LOCAL_ADMIN, voice.name, args.purpose, f"{token:016x}",
+                                       transport="local", builtin=voice.kind != "rvc")
     pipeline = Pipeline(
         voice,
         input=AudioFormat("pcm_f32le", rate, samples.shape[1]),
@@ -89,10 +107,15 @@ def convert(args: argparse.Namespace) -> int:
     chunk = max(1, round(chunk_ms * rate / 1000.0))
     pieces = []
     started = time.perf_counter()
-    for start in range(0, len(samples), chunk):
-        pieces.append(pipeline.process(samples[start : start + chunk]))
-    pieces.append(pipeline.process(samples[:0], last=True))
+    try:
+        for start in range(0, len(samples), chunk):
+            pieces.append(pipeline.process(samples[start : start + chunk]))
+        pieces.append(pipeline.process(samples[:0], last=True))
+    except BaseException:
+        governance.sessions.end(record.session_id, converted_s=0.0, reason="error")
+        raise
     compute_s = time.perf_counter() - started
+    governance.sessions.end(record.session_id, converted_s=len(samples) / rate, reason="completed")
     out = np.concatenate(pieces)[:, 0]
     if not args.keep_latency:  # aligned with IN: same duration, delay removed
         out = out[pipeline.latency : pipeline.latency + -(-len(samples) * out_rate // rate)]

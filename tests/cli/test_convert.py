@@ -1,6 +1,7 @@
 """`rtvc convert` and `rtvc voices` as a user runs them: a real subprocess."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -43,8 +44,11 @@ def test_convert_out_rate_and_chunking_do_not_change_the_result(tmp_path, speech
     outs = []
     for chunk in ("20", "331"):
         out = tmp_path / f"out{chunk}.wav"
+        if chunk == "331":  # a fresh ledger (tokens are unique per conversion) with the same watermark key
+            (tmp_path / "331" / "data").mkdir(parents=True)
+            shutil.copy(tmp_path / "20" / "data" / "watermark.key", tmp_path / "331" / "data" / "watermark.key")
         result = rtvc("convert", str(speech_paths[1]), str(out), "--voice", "robot", "--chunk-ms", chunk,
-                      "--out-rate", "48000", "--token", "1", tmp_path=tmp_path)
+                      "--out-rate", "48000", "--token", "1", tmp_path=tmp_path / chunk)
         assert result.returncode == 0, result.stderr
         outs.append(sf.read(str(out))[0])
     assert sf.info(str(tmp_path / "out20.wav")).samplerate == 48000
@@ -83,14 +87,20 @@ def test_convert_watermarks_with_the_given_token_reproducibly(tmp_path, speech_p
     from rtvc.watermark import WatermarkKey, detect
 
     files = [tmp_path / "a.wav", tmp_path / "b.wav"]
-    for out in files:
+    for i, out in enumerate(files):
         result = rtvc("convert", str(speech_paths[3]), str(out), "--voice", "higher", "--token", "00c0ffee12345678",
-                      tmp_path=tmp_path)
+                      tmp_path=tmp_path / str(i))
         assert result.returncode == 0, result.stderr
         assert "watermark token 00c0ffee12345678" in result.stdout
-    assert files[0].read_bytes() == files[1].read_bytes()  # same token, same output
+        if i == 0:  # the second data dir gets the same server key: same key and token, same output
+            (tmp_path / "1" / "data").mkdir(parents=True)
+            shutil.copy(tmp_path / "0" / "data" / "watermark.key", tmp_path / "1" / "data" / "watermark.key")
+    assert files[0].read_bytes() == files[1].read_bytes()
+    again = rtvc("convert", str(speech_paths[3]), str(files[0]), "--voice", "higher", "--token", "00c0ffee12345678",
+                 tmp_path=tmp_path / "0")
+    assert again.returncode != 0 and "already in use" in again.stderr  # a token names one conversion
     y, rate = sf.read(str(files[0]), dtype="float32")
-    report = detect(y, rate, WatermarkKey.load_or_create(tmp_path / "data")).to_json()
+    report = detect(y, rate, WatermarkKey.load_or_create(tmp_path / "0" / "data")).to_json()
     assert 0x00C0FFEE12345678 in [int(t["token"], 16) for t in report["tokens"]]
     bad = rtvc("convert", str(speech_paths[3]), str(files[0]), "--voice", "higher", "--token", "xyz", tmp_path=tmp_path)
     assert bad.returncode != 0 and "--token" in bad.stderr

@@ -33,8 +33,22 @@ def test_import_list_and_convert_an_rvc_voice(tmp_path, speech_paths):
     assert alice["kind"] == "rvc" and alice["sample_rate"] == 40000
 
     out = tmp_path / "out.wav"
+    refused = rtvc("convert", str(speech_paths[2]), str(out), "--voice", "alice", "--data-dir", data)
+    assert refused.returncode != 0 and "consent" in refused.stderr and not out.exists()
+
+    from rtvc.governance import GovernanceStore
+
+    gov = GovernanceStore.open(data)
+    owner_key, owner = gov.keys.create("owner", name="alice-herself")
+    client_key, client = gov.keys.create("client", name="studio")
+    gov.voices.register(owner, "alice", owner.id)
+    gov.grants.create(owner, "alice", statement="I agree to my voice being used for dubbing by the studio.",
+                      purposes=["dubbing"], clients=["studio"])
+    wrong_purpose = rtvc("convert", str(speech_paths[2]), str(out), "--voice", "alice", "--data-dir", data,
+                         "--key", client_key, "--purpose", "research")
+    assert wrong_purpose.returncode != 0 and "research" in wrong_purpose.stderr
     converted = rtvc("convert", str(speech_paths[2]), str(out), "--voice", "alice", "--data-dir", data,
-                     "--out-rate", "48000")
+                     "--out-rate", "48000", "--key", client_key, "--purpose", "dubbing")
     assert converted.returncode == 0, converted.stderr
     assert "block 200" in converted.stdout  # the RVC voice's own default block, not the DSP default
     x, rate = sf.read(str(speech_paths[2]))
