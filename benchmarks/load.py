@@ -74,7 +74,7 @@ async def one_session(url: str, key: str, voice: str, pcm: np.ndarray, rate: int
     fmt = {"encoding": "pcm_s16le", "sample_rate": rate, "channels": 1}
     async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {key}"}, compression=None,
                                   proxy=None, max_size=None, open_timeout=30) as ws:
-        await ws.send(json.dumps({"type": "session.start", "voice": voice, "purpose": "load benchmark",
+        await ws.send(json.dumps({"type": "session.start", "voice": voice, "purpose": "research",
                                   "input": fmt, "output": fmt, "params": {}}))
         started = json.loads(await ws.recv())
         if started["type"] != "session.started":

@@ -37,11 +37,14 @@ __all__ = ["PRESENCE_Z", "SECOND_Z", "decode_file", "detect", "detect_file", "pr
 WINDOW_FRAMES = 2 * FRAMES_PER_S
 STRIDE_FRAMES = FRAMES_PER_S
 MIN_FRAMES = 45  # ~0.92 s: shorter inputs are not searched
-PRESENCE_Z = 5.5  # one window; measured false-positive rate on unmarked speech: benchmarks/results/watermark.md
+# One window: the best of ~4000 alignments. By Rice's formula for the maximum of the (band-pass, high-frequency
+# weighted) correlation over the lag range, P(false alarm) ~ 3300 exp(-z^2 / 2): ~3e-4 at 5.7 (measured:
+# benchmarks/results/watermark.md), falling a decade per ~0.4 of z.
+PRESENCE_Z = 5.7
 SECOND_Z = 3.0  # one second at a known alignment: one-sided p ~ 1.3e-3
 TOKEN_MIN_FRAMES = 2 * FRAMES_PER_S  # shortest span a token is decoded from
 TOKEN_PIECE_S, TOKEN_STEP_S = 8, 4  # long spans are also decoded in 8 s pieces every 4 s (splices)
-_Z_PER_DECADE = 0.45  # how far the null's upper tail moves per tenfold more windows (measured)
+_Z_PER_DECADE = 0.45  # threshold rise per tenfold more windows searched (slightly above the ~0.4 above)
 
 
 def presence_threshold(windows: int) -> float:
@@ -89,7 +92,8 @@ def detect(samples: np.ndarray, sample_rate: int, key: WatermarkKey, *, max_seco
     score = max(abs(a.z) for a in found)
     if score < threshold:
         return DetectionReport(**report, score=score, threshold=threshold, present=False)
-    marks = _distinct([a for a in found if abs(a.z) >= threshold])
+    # Once the mark is known to be there, further embeddings (splices) count from the one-window threshold.
+    marks = _distinct([a for a in found if abs(a.z) >= PRESENCE_Z])
     seconds, spans, tokens = _localise(analysis, layout, key, marks, real_frames, duration)
     return DetectionReport(**report, score=score, threshold=threshold, present=True, seconds=seconds,
                            spans=spans, tokens=tokens)
@@ -115,12 +119,12 @@ def _runs(labels: list[int | None]) -> list[tuple[int, int, int]]:
     return runs
 
 
-def _subspans(first: int, stop: int) -> list[tuple[int, int]]:
-    """The whole run and, in long runs, 8 s pieces every 4 s (in seconds)."""
-    spans = [(first, stop)]
+def _pieces(first: int, stop: int) -> list[tuple[int, int]]:
+    """A stretch of seconds to decode: whole, and if long, also in 8 s pieces every 4 s."""
+    pieces = [(first, stop)]
     if stop - first > TOKEN_PIECE_S + TOKEN_STEP_S:
-        spans += [(a, a + TOKEN_PIECE_S) for a in range(first, stop - TOKEN_PIECE_S + 1, TOKEN_STEP_S)]
-    return spans
+        pieces += [(a, a + TOKEN_PIECE_S) for a in range(first, stop - TOKEN_PIECE_S + 1, TOKEN_STEP_S)]
+    return pieces
 
 
 def _localise(analysis: Analysis, layout: Layout, key: WatermarkKey, marks: list[Alignment], real_frames: int,
@@ -129,30 +133,40 @@ def _localise(analysis: Analysis, layout: Layout, key: WatermarkKey, marks: list
     pilot = np.array([[score_at(analysis, layout, a, f0, f1) for f0, f1 in slots] for a in marks])
     best = np.argmax(pilot, axis=0)
     owner = [int(best[i]) if pilot[best[i], i] >= SECOND_Z else None for i in range(len(slots))]
-    # Candidate tokens: decoded from each run of seconds that one alignment marks, and from its 8 s pieces.
-    candidates: dict[tuple[int, int], tuple[int, int]] = {}  # (token, mark) -> (block phase, first second)
+    # Decode each run of seconds that one alignment marks, and long runs also in 8 s pieces (a splice of
+    # sessions can share one grid); then attribute every marked second to the token it matches best.
+    candidates: dict[tuple[int, int], int] = {}  # (token, mark) -> block phase
+
     for m, first, stop in _runs(owner):
-        for a, b in _subspans(first, stop):
-            if slots[b - 1][1] - slots[a][0] < TOKEN_MIN_FRAMES:
-                continue
-            found = read_token(analysis, layout, key, marks[m], slots[a][0], slots[b - 1][1])
-            if found is not None:
-                candidates.setdefault((found[0], m), (found[1], a))
-    coded = {token: encode_token(token, key) for token, _ in candidates}
-    # Each marked second goes to the candidate whose codeword its data cells match best.
-    owners: list[int | None] = [None] * len(slots)
-    for i, m in enumerate(owner):
-        scores = {token: token_score(analysis, layout, marks[m], phase, coded[token], *slots[i])
-                  for (token, mm), (phase, _) in candidates.items() if mm == m} if m is not None else {}
-        if scores:
-            token = max(scores, key=scores.get)
-            owners[i] = token if scores[token] >= SECOND_Z else None
-    seconds = [SecondScore(i * 1.0, min(duration, i + 1.0), float(pilot[best[i], i]), owner[i] is not None, owners[i])
-               for i in range(len(slots))]
+        for a, b in _pieces(first, stop):
+            if slots[b - 1][1] - slots[a][0] >= TOKEN_MIN_FRAMES:
+                found = read_token(analysis, layout, key, marks[m], slots[a][0], slots[b - 1][1])
+                if found is not None:
+                    candidates.setdefault((found[0], m), found[1])
+    tokens_of = _attribute(analysis, layout, key, marks, owner, slots, candidates)
+    seconds = [SecondScore(i * 1.0, min(duration, i + 1.0), float(pilot[best[i], i]), owner[i] is not None,
+                           tokens_of[i]) for i in range(len(slots))]
     spans = [Span(first * 1.0, min(duration, stop * 1.0)) for _, first, stop in _runs(
         [0 if m is not None else None for m in owner])]
-    tokens = [TokenSpan(token, first * 1.0, min(duration, stop * 1.0)) for token, first, stop in _runs(owners)]
+    tokens = [TokenSpan(token, first * 1.0, min(duration, stop * 1.0)) for token, first, stop in _runs(tokens_of)]
     return seconds, spans, tokens
+
+
+def _attribute(analysis: Analysis, layout: Layout, key: WatermarkKey, marks: list[Alignment],
+               owner: list[int | None], slots: list[tuple[int, int]],
+               candidates: dict[tuple[int, int], int]) -> list[int | None]:
+    """Each marked second goes to the decoded token whose codeword its data cells match best (if z >= 3)."""
+    coded = {token: encode_token(token, key) for token, _ in candidates}
+    out: list[int | None] = [None] * len(slots)
+    for i, m in enumerate(owner):
+        if m is None:
+            continue
+        scores = {token: token_score(analysis, layout, marks[m], phase, coded[token], *slots[i])
+                  for (token, mark), phase in candidates.items() if mark == m}
+        if scores:
+            token = max(scores, key=scores.get)
+            out[i] = token if scores[token] >= SECOND_Z else None
+    return out
 
 
 def decode_file(path: str | Path) -> tuple[np.ndarray, int]:

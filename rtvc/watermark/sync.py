@@ -62,6 +62,20 @@ def _lag_correlations(cross: np.ndarray, bins: np.ndarray) -> np.ndarray:
     return np.fft.ifft(spectrum, axis=1)[:, _LAG_INDEX].real * _LAG_FFT
 
 
+def _fold(values: np.ndarray, rows: np.ndarray, period: int) -> np.ndarray:
+    """Sum the frames (rows of ``values``) that share a carrier row: ``out[r] = sum(values[rows == r])``.
+
+    Scores are normalised by the variance of the *folded* cells: a host component that repeats
+    exactly with the carrier's period (a steady tone, mains hum, a monotone voice) adds up
+    coherently when folded, and a variance summed frame by frame would understate it.
+    """
+    out = np.zeros((period,) + values.shape[1:], values.dtype)
+    order = np.argsort(rows, kind="stable")
+    present, first = np.unique(rows[order], return_index=True)
+    out[present] = np.add.reduceat(values[order], first, axis=0)
+    return out
+
+
 def to_detect_rate(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     """Mono float64 at DETECT_RATE (channels averaged)."""
     x = np.asarray(samples, dtype=np.float64)
@@ -142,9 +156,11 @@ class Alignment:
         return self.sign == other.sign and min(gap, period - gap) <= tolerance
 
 
-def scan_pilot(analysis: Analysis, layout: Layout, windows: np.ndarray) -> list[Alignment]:
+def scan_pilot(analysis: Analysis, layout: Layout, windows: np.ndarray, *, chunk: int = 32) -> list[Alignment]:
     """Best pilot alignment in each window of frames ``[a, b)`` (a, b multiples of PILOT_FRAMES)."""
     windows = np.asarray(windows, dtype=np.int64).reshape(-1, 2)
+    if len(windows) > chunk:  # bounded temporaries for long inputs
+        return [a for i in range(0, len(windows), chunk) for a in scan_pilot(analysis, layout, windows[i : i + chunk])]
     n_bins = len(BINS)
     # phase p: frame j of the window carries pilot row (j + p) % PILOT_FRAMES
     rows = (np.arange(PILOT_FRAMES)[:, None] + np.arange(PILOT_FRAMES)[None, :]) % PILOT_FRAMES  # (phase, r)
@@ -154,12 +170,12 @@ def scan_pilot(analysis: Analysis, layout: Layout, windows: np.ndarray) -> list[
     best_z = np.zeros(len(windows))
     best = [Alignment(0, 0, 0.0, 1.0, 0, 0.0)] * len(windows)
     for o in range(len(COARSE_OFFSETS)):
-        cells, noise = analysis.offset(o)
+        cells, _ = analysis.offset(o)
         # each window folded by pilot row: (windows, r, bins)
         folded = np.stack([cells[a:b].reshape(-1, PILOT_FRAMES, n_bins).sum(axis=0) for a, b in windows])
-        folded_noise = np.stack([noise[a:b].reshape(-1, PILOT_FRAMES, n_bins).sum(axis=0) for a, b in windows])
+        folded = folded.astype(np.complex128)
         cross = np.einsum("wrb,prb->wpb", folded, pilot).reshape(-1, n_bins)  # (windows * phase, bins)
-        nvar = np.einsum("wrb,prb->wpb", folded_noise, mask)
+        nvar = np.einsum("wrb,prb->wpb", 0.5 * np.abs(folded) ** 2, mask)  # null variance over the keyed phases
         corr_low = _lag_correlations(cross[:, low], BINS[low]).reshape(len(windows), PILOT_FRAMES, -1)
         corr_full = corr_low + _lag_correlations(cross[:, LOW_BINS:], BINS[LOW_BINS:]).reshape(corr_low.shape)
         var_low = np.maximum(nvar[..., low].sum(axis=-1), 1e-300)[..., None]
@@ -179,10 +195,9 @@ def score_at(analysis: Analysis, layout: Layout, align: Alignment, start: int, s
     use = align.bins
     rows = (np.arange(start, stop) + align.phase) % PILOT_FRAMES
     phasor = np.exp(2j * np.pi * _FREQS[use] * align.lag / DETECT_RATE)
-    all_cells, all_noise = analysis.offset(align.offset)
-    cells = all_cells[start:stop, use]
-    corr = align.sign * np.sum((cells * np.conj(layout.pilot[rows, use]) * phasor).real)
-    var = np.sum(all_noise[start:stop, use] * layout.pilot_mask[rows, use])
+    cells = _fold(analysis.offset(align.offset)[0][start:stop, use].astype(np.complex128), rows, PILOT_FRAMES)
+    corr = align.sign * np.sum((cells * np.conj(layout.pilot[:, use]) * phasor).real)
+    var = np.sum(0.5 * np.abs(cells) ** 2 * layout.pilot_mask[:, use])
     return float(corr / np.sqrt(max(var, 1e-300)))
 
 
@@ -194,26 +209,28 @@ def soft_bits(analysis: Analysis, layout: Layout, align: Alignment, start: int, 
     the bins by how well the mark survived in them.
     """
     use = align.bins
-    frames = np.arange(start, stop)
-    pilot_rows = (frames + align.phase) % PILOT_FRAMES
-    phasor = np.exp(2j * np.pi * _FREQS[use] * align.lag / DETECT_RATE)
+    phasor = align.sign * np.exp(2j * np.pi * _FREQS[use] * align.lag / DETECT_RATE)
     all_cells, all_noise = analysis.offset(align.offset)
-    cells = align.sign * all_cells[start:stop, use] * phasor
-    noise = all_noise[start:stop, use].astype(np.float64)
-    response = np.sum(cells * np.conj(layout.pilot[pilot_rows, use]), axis=0)
-    weight = np.sum(noise * layout.pilot_mask[pilot_rows, use], axis=0)
+    response = np.zeros(len(phasor), complex)
+    weight = np.zeros(len(phasor))
+    folded = np.zeros((BLOCK_FRAMES, len(phasor)), complex)
+    for first in range(start, stop, 1000):  # in pieces: bounded temporaries
+        frames = np.arange(first, min(first + 1000, stop))
+        cells = all_cells[frames, use] * phasor
+        pilot_rows = (frames + align.phase) % PILOT_FRAMES
+        response += np.sum(cells * np.conj(layout.pilot[pilot_rows, use]), axis=0)
+        weight += np.sum(all_noise[frames, use] * layout.pilot_mask[pilot_rows, use], axis=0)
+        folded += _fold(cells, (frames + align.phase) % BLOCK_FRAMES, BLOCK_FRAMES)
     box = np.ones(2 * EQUALIZER_BINS + 1)
-    gain = np.convolve(response, box, "same") / np.maximum(np.convolve(weight, box, "same"), 1e-300)
-    cells = cells * np.conj(gain)
-    noise = noise * np.abs(gain) ** 2
+    folded *= np.conj(np.convolve(response, box, "same") / np.maximum(np.convolve(weight, box, "same"), 1e-300))
+    bits = layout.data_bit[:, use]
+    used = bits >= 0
     out = []
     for block_phase in range(BLOCK_FRAMES // PILOT_FRAMES):
-        rows = (frames + align.phase + PILOT_FRAMES * block_phase) % BLOCK_FRAMES
-        values = (cells * np.conj(layout.data_phasor[rows, use])).real
-        bits = layout.data_bit[rows, use]
-        used = bits >= 0
+        shifted = np.roll(folded, PILOT_FRAMES * block_phase, axis=0)  # frame row q -> block row q + 10 b
+        values = (shifted * np.conj(layout.data_phasor[:, use])).real
         total = np.bincount(bits[used], weights=values[used], minlength=CODED_BITS)
-        var = np.bincount(bits[used], weights=noise[used], minlength=CODED_BITS)
+        var = np.bincount(bits[used], weights=0.5 * np.abs(shifted[used]) ** 2, minlength=CODED_BITS)
         out.append(total / np.sqrt(np.maximum(var, 1e-300)))
     return out
 
@@ -241,10 +258,9 @@ def token_score(analysis: Analysis, layout: Layout, align: Alignment, block_phas
     use = align.bins
     rows = (np.arange(start, stop) + align.phase + PILOT_FRAMES * block_phase) % BLOCK_FRAMES
     phasor = np.exp(2j * np.pi * _FREQS[use] * align.lag / DETECT_RATE)
-    bits = layout.data_bit[rows, use]
+    bits = layout.data_bit[:, use]
     signs = np.where(bits >= 0, 1.0 - 2.0 * coded[np.maximum(bits, 0)], 0.0)
-    all_cells, all_noise = analysis.offset(align.offset)
-    cells = all_cells[start:stop, use]
-    corr = align.sign * np.sum((cells * np.conj(layout.data_phasor[rows, use]) * phasor).real * signs)
-    var = np.sum(all_noise[start:stop, use] * (bits >= 0))
+    cells = _fold(analysis.offset(align.offset)[0][start:stop, use].astype(np.complex128), rows, BLOCK_FRAMES)
+    corr = align.sign * np.sum((cells * np.conj(layout.data_phasor[:, use]) * phasor).real * signs)
+    var = np.sum(0.5 * np.abs(cells) ** 2 * (bits >= 0))
     return float(corr / np.sqrt(max(var, 1e-300)))
