@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from watermark_attacks import ATTACKS  # noqa: E402
+from watermark_attacks import ATTACKS, DESCRIPTIONS  # noqa: E402
 
 from rtvc.audio.pcm import AudioFormat  # noqa: E402
 from rtvc.pipeline import Pipeline  # noqa: E402
@@ -242,14 +242,18 @@ def markdown(res: dict) -> str:
     lines += ["", "## Robustness (windows at random start samples; every row also crops both ends)", "",
               "| attack | presence 1 s | presence 2 s | FPR 2 s | token 8 s | token 16 s | raw BER 8 s | wrong tokens |",
               "|---|---|---|---|---|---|---|---|"]
+    legend = ["", "Attacks: " + "; ".join(f"**{name}** {text}" for name, text in DESCRIPTIONS.items()) + "."]
     for row in res["attacks"]:
         ber = "–" if row["raw_ber_8s"] is None else f"{100 * row['raw_ber_8s']:.1f} %"
         lines.append(f"| {row['attack']} | {_pct(row['tpr_1s'])} | {_pct(row['tpr_2s'])} | {row['fpr_2s']:.3f} | "
                      f"{_pct(row['token_8s'])} | {_pct(row['token_16s'])} | {ber} | {row['wrong_tokens']} |")
     c = res["counts"]
+    lines += legend
     lines += ["", f"Per attack: {c['presence']} windows each of 1 s and 2 s, {c['null']} unmarked 2 s windows (FPR), "
               f"{c['token8']} excerpts of 8 s and {c['token16']} of 16 s. Raw BER: median pre-FEC coded-bit error "
-              "rate on the 8 s excerpts where the pilot was found.", "", ATTRIBUTION, ""]
+              "rate on the 8 s excerpts where the pilot was found. Presence counts a window when its score reaches "
+              "the one-window threshold; FPR 2 s is the same test on unmarked conversions after the same attack.",
+              "", ATTRIBUTION, ""]
     return "\n".join(lines)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 import soxr
 from scipy.signal import butter, sosfilt
 
-__all__ = ["ATTACKS", "mp3", "opus", "telephone"]
+__all__ = ["ATTACKS", "DESCRIPTIONS", "mp3", "opus", "telephone"]
 
 Attack = Callable[[np.ndarray, int, np.random.Generator], tuple[np.ndarray, int]]
 
@@ -148,5 +148,26 @@ ATTACKS: dict[str, Attack] = {
     "polarity": lambda x, r, g: (-x, r),
     "speed_+2%": lambda x, r, g: speed(x, r, g, factor=1.02),
     "speed_-2%": lambda x, r, g: speed(x, r, g, factor=0.98),
-    "splice": splice,
+    "cuts": splice,
+}
+
+DESCRIPTIONS = {
+    "clean": "none",
+    "opus16": "Opus 16 kbps, 20 ms frames, VoIP (PyAV libopus)",
+    "opus24": "Opus 24 kbps, 20 ms frames, VoIP",
+    "opus32": "Opus 32 kbps, 20 ms frames, VoIP",
+    "opus16_loss5": "Opus 16 kbps + 5 % random packet loss, decoder PLC",
+    "opus24_loss5": "Opus 24 kbps + 5 % random packet loss, decoder PLC",
+    "opus32_loss5": "Opus 32 kbps + 5 % random packet loss, decoder PLC",
+    "mp3_64": "MP3 64 kbps (LAME)",
+    "resample_16k": "resample 48 -> 16 -> 48 kHz",
+    "telephone": "300-3400 Hz band-pass, 8 kHz, G.711 mu-law",
+    "lowpass_3k5": "low-pass 3.5 kHz (8th-order Butterworth)",
+    "noise_20db": "white noise at 20 dB SNR",
+    "gain_0.3": "gain x0.3",
+    "gain_3_clip": "gain x3, clipped to [-1, 1]",
+    "polarity": "polarity inversion",
+    "speed_+2%": "2 % faster (pitch and tempo)",
+    "speed_-2%": "2 % slower (pitch and tempo)",
+    "cuts": "one 20 ms cut per second (desynchronising)",
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 from rtvc.watermark.detection import decode_file, detect, detect_file
 from rtvc.watermark.embed import SUPPORTED_RATES, Watermarker
 from rtvc.watermark.errors import WatermarkError
-from rtvc.watermark.key import WatermarkKey
+from rtvc.watermark.key import WatermarkKey, key_from_config
 from rtvc.watermark.report import DetectionReport, SecondScore, Span, TokenSpan
 
 __all__ = [
@@ -25,4 +25,5 @@ __all__ = [
     "decode_file",
     "detect",
     "detect_file",
+    "key_from_config",
 ]

@@ -136,7 +136,6 @@ def _localise(analysis: Analysis, layout: Layout, key: WatermarkKey, marks: list
     # Decode each run of seconds that one alignment marks, and long runs also in 8 s pieces (a splice of
     # sessions can share one grid); then attribute every marked second to the token it matches best.
     candidates: dict[tuple[int, int], int] = {}  # (token, mark) -> block phase
-
     for m, first, stop in _runs(owner):
         for a, b in _pieces(first, stop):
             if slots[b - 1][1] - slots[a][0] >= TOKEN_MIN_FRAMES:
