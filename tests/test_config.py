@@ -39,3 +39,13 @@ def test_type_mismatch_fails_and_cli_overrides_win():
     with pytest.raises(ConfigError, match="must be a table"):
         merge({"a": {"b": 1.0}}, {"a": 3})
     assert load_config(None, {"server": {"port": 9}})["server"]["port"] == 9
+
+
+def test_code_defaults_match_the_default_config():
+    """Limits and engine settings keep fallbacks in code; they must say what configs/default.toml says."""
+    from rtvc.engine.settings import DEFAULT_ENGINE
+    from rtvc.session.limits import DEFAULT_LIMITS
+
+    config = load_config(None)
+    assert DEFAULT_LIMITS == config["limits"]
+    assert DEFAULT_ENGINE == config["engine"]

@@ -20,7 +20,7 @@ DEFAULT_LIMITS: dict[str, Any] = {
     "max_message_bytes": 262144,  # largest WebSocket message accepted (text or binary), bytes
     "max_frame_ms": 200.0,  # longest audio frame (one binary message), ms of audio
     "min_block_ms": 5.0,  # smallest block a client may ask for (per-block overhead), ms
-    "max_block_ms": 200.0,  # largest block a client may ask for (latency), ms
+    "max_block_ms": 500.0,  # largest block a client may ask for (latency), ms
     "idle_timeout_s": 30.0,  # no message from the client for this long ends the session, s
     "input_queue_ms": 500.0,  # per-session input backlog bound; older input is dropped (counted), ms
     "output_queue_ms": 500.0,  # per-session output backlog bound for slow readers; oldest dropped, ms
