@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import scipy.fft
 
 from rtvc.watermark.errors import WatermarkError
 from rtvc.watermark.key import WatermarkKey
@@ -37,14 +38,13 @@ __all__ = ["SUPPORTED_RATES", "Watermarker"]
 SUPPORTED_RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
 UPDATES_PER_FRAME = 8  # shape and level re-estimated every 2.5 ms
 ANALYSIS_S = 0.020  # host window for the shape: 20 ms, rising over 15 ms, falling over the last 5 ms
-_SMOOTH = np.array([1.0, 2.0, 3.0, 2.0, 1.0]) / 9.0  # envelope: power smoothed across 25 Hz bins
 
 
-def _analysis_window(length: int, total: int) -> np.ndarray:
+def _analysis_window(length: int) -> np.ndarray:
     rise = round(0.75 * length)
     up = np.sin(0.5 * np.pi * (np.arange(rise) + 0.5) / rise)
     down = np.cos(0.5 * np.pi * (np.arange(length - rise) + 0.5) / (length - rise))
-    return np.concatenate([np.zeros(total - length), up, down])
+    return np.concatenate([up, down])
 
 
 class Watermarker:
@@ -100,7 +100,9 @@ class Watermarker:
         self._tilt = 10.0 ** (tilt_db * np.log2(self._bins * BIN_HZ / 1000.0) / 20.0)
         self._hop = hop
         self._window = np.sin(np.pi * (np.arange(n) + 0.5) / n)
-        self._analysis = _analysis_window(round(ANALYSIS_S * self.sample_rate), n)
+        # The host window is the last 20 ms, zero-padded to the segment length for the 25 Hz bins.
+        self._analysis = _analysis_window(round(ANALYSIS_S * self.sample_rate))
+        self._cells = slice(int(self._bins[0]), int(self._bins[-1]) + 1)  # contiguous bins
         self._analysis_norm = float(self._analysis @ self._analysis)
         self._edges = [round(b * hop / UPDATES_PER_FRAME) for b in range(UPDATES_PER_FRAME + 1)]
         self._amplitude = 10.0 ** (strength_db / 20.0)
@@ -114,11 +116,9 @@ class Watermarker:
 
         A stage that failed stays failed.
         """
-        self._frame = 0
-        self._update = 0  # index of the current 2.5 ms update within the frame
-        self._pos = 0  # position within the current frame
-        self._history = np.zeros(2 * self._hop)  # the last 40 ms of host audio
-        self._mark = np.zeros(0)  # the mark for the current update interval
+        self._done = 0  # samples marked so far: the stream position
+        self._history = np.zeros(len(self._analysis))  # the last 20 ms of host audio
+        self._mark = np.zeros(0)  # the rest of the current update interval's mark
         self._ended = False
 
     def delay(self) -> int:
@@ -153,43 +153,62 @@ class Watermarker:
         x = x.astype(np.float64)
         if not np.all(np.isfinite(x)):
             raise WatermarkError("watermark input contains NaN or infinity")
-        out = np.empty_like(x)
-        done = 0
-        while done < len(x):
-            if self._pos == self._edges[self._update]:
-                self._mark = self._next_mark()
-            end = self._edges[self._update + 1]
-            take = min(len(x) - done, end - self._pos)
-            start = self._pos - self._edges[self._update]
-            out[done : done + take] = x[done : done + take] + self._mark[start : start + take]
-            self._history = np.concatenate([self._history[take:], x[done : done + take]])
-            self._pos += take
-            done += take
-            if self._pos == end:
-                self._update += 1
-                if self._update == UPDATES_PER_FRAME:
-                    self._frame, self._update, self._pos = self._frame + 1, 0, 0
+        span, pos0, count = len(self._history), self._done, len(x)
+        host = np.concatenate([self._history, x])  # host[j] is stream sample pos0 - span + j
+        starts, frames, updates = self._update_starts(pos0, count)
+        mark = np.empty(count)
+        first = starts[0] - pos0 if starts else count
+        mark[:first] = self._mark[:first]  # the update interval begun in an earlier call
+        if starts:
+            # Every update starting in this chunk is shaped by host audio before its start, all of which is here.
+            windows = np.stack([host[s - pos0 : s - pos0 + span] for s in starts])
+            for start, segment in zip(starts, self._marks(windows, frames, updates), strict=True):
+                offset = start - pos0
+                take = min(len(segment), count - offset)
+                mark[offset : offset + take] = segment[:take]
+                self._mark = segment[take:]
+        else:
+            self._mark = self._mark[first:]
+        self._history = host[-span:]
+        self._done += count
         if last:
             self._ended = True
-        return out.astype(np.float32)
+        return (x + mark).astype(np.float32)
 
-    def _next_mark(self) -> np.ndarray:
-        """The mark from here to the next update, shaped by the host before this sample."""
-        lo, hi = self._edges[self._update], self._edges[self._update + 1]
-        n = 2 * self._hop
-        windowed = self._history * self._analysis
-        power = float(windowed @ windowed) / self._analysis_norm  # recent host power per sample
-        if power <= self._floor_power:
-            return np.zeros(hi - lo)
-        band = np.abs(np.fft.rfft(windowed)[self._bins[0] - 2 : self._bins[-1] + 3]) ** 2
-        envelope = np.convolve(band, _SMOOTH, mode="valid")  # one value per cell
+    def _update_starts(self, pos0: int, count: int) -> tuple[list[int], list[int], list[int]]:
+        """Stream positions, frames and update indices of the shape updates within ``[pos0, pos0 + count)``."""
+        starts, frames, updates = [], [], []
+        for frame in range(pos0 // self._hop, (pos0 + count - 1) // self._hop + 1):
+            for update, edge in enumerate(self._edges[:-1]):
+                if pos0 <= frame * self._hop + edge < pos0 + count:
+                    starts.append(frame * self._hop + edge)
+                    frames.append(frame)
+                    updates.append(update)
+        return starts, frames, updates
+
+    def _marks(self, windows: np.ndarray, frames: list[int], updates: list[int]) -> list[np.ndarray]:
+        """The marks of update intervals (one per row of host ``windows``: the 20 ms before each interval)."""
+        n, hop = 2 * self._hop, self._hop
+        windowed = windows * self._analysis
+        power = np.einsum("ij,ij->i", windowed, windowed) / self._analysis_norm  # recent host power per sample
+        spectrum = scipy.fft.rfft(windowed.astype(np.float32), n, axis=1)[:, self._bins[0] - 2 : self._bins[-1] + 3]
+        band = spectrum.real**2 + spectrum.imag**2
+        width = len(self._bins)
+        # The power smoothed across 5 bins (weights 1 2 3 2 1): one value per cell.
+        envelope = (band[:, :width] + band[:, 4 : width + 4] + 2.0 * (band[:, 1 : width + 1] + band[:, 3 : width + 3])
+                    + 3.0 * band[:, 2 : width + 2]) / 9.0
         shape = np.maximum(envelope, 1e-30) ** (0.5 * self._shaping) * self._tilt
         # Cells of magnitude c * shape make a mark of power 2 c^2 sum(shape^2) / n^2 per sample.
-        shape *= n * self._amplitude * math.sqrt(power / (2.0 * float(shape @ shape)))
-        current, previous = self._frame % BLOCK_FRAMES, (self._frame - 1) % BLOCK_FRAMES
-        cells = np.zeros((2, n // 2 + 1), complex)
-        cells[0, self._bins] = shape * self._carrier[current]
-        if self._frame > 0:
-            cells[1, self._bins] = shape * self._carrier_tail[previous]
-        head, tail = np.fft.irfft(cells, n, axis=1)
-        return head[lo:hi] * self._window[lo:hi] + tail[lo:hi] * self._window[self._hop + lo : self._hop + hi]
+        gain = n * self._amplitude * np.sqrt(power / (2.0 * np.einsum("ij,ij->i", shape, shape)))
+        shape *= np.where(power > self._floor_power, gain, 0.0)[:, None]  # digital silence stays unmarked
+        frames = np.asarray(frames)
+        cells = np.zeros((2 * len(frames), n // 2 + 1), np.complex64)
+        cells[0::2, self._cells] = shape * self._carrier[frames % BLOCK_FRAMES]
+        tail = self._carrier_tail[(frames - 1) % BLOCK_FRAMES] * (frames > 0)[:, None]
+        cells[1::2, self._cells] = shape * tail
+        waves = scipy.fft.irfft(cells, n, axis=1)
+        marks = []
+        for i, u in enumerate(updates):
+            lo, hi = self._edges[u], self._edges[u + 1]
+            marks.append(waves[2 * i, lo:hi] * self._window[lo:hi] + waves[2 * i + 1, lo:hi] * self._window[hop + lo : hop + hi])
+        return marks
