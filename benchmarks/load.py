@@ -16,7 +16,7 @@ N breaks when p99 > algorithmic latency + ``--budget-ms`` (30), or any underrun,
 The server runs in its own process exactly as ``rtvc serve`` builds it.
 
 Writes benchmarks/results/load.json and load.png.
-Run: .venv/bin/python benchmarks/load.py [--voice feminine] [--seconds 6] [--max-sessions 64]
+Run: .venv/bin/python benchmarks/load.py [--voice feminine] [--seconds 6] [--levels 1,2,4,...] [--block-ms 20]
 """
 
 from __future__ import annotations
@@ -69,13 +69,14 @@ def _serve(data_dir: str, max_load: float | None, mode: str, workers: int, ready
 # -- one session ----------------------------------------------------------------------------------------
 
 async def one_session(url: str, key: str, voice: str, pcm: np.ndarray, rate: int, frame_ms: float,
-                      jitter_ms: float, start_delay_s: float) -> dict:
+                      jitter_ms: float, start_delay_s: float, block_ms: float | None = None) -> dict:
     await asyncio.sleep(start_delay_s)
     fmt = {"encoding": "pcm_s16le", "sample_rate": rate, "channels": 1}
     async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {key}"}, compression=None,
                                   proxy=None, max_size=None, open_timeout=30) as ws:
-        await ws.send(json.dumps({"type": "session.start", "voice": voice, "purpose": "research",
-                                  "input": fmt, "output": fmt, "params": {}}))
+        start = {"type": "session.start", "voice": voice, "purpose": "research", "input": fmt, "output": fmt,
+                 "params": {}} | ({"block_ms": block_ms} if block_ms else {})
+        await ws.send(json.dumps(start))
         started = json.loads(await ws.recv())
         if started["type"] != "session.started":
             return {"refused": started.get("code", "unknown")}
@@ -136,10 +137,11 @@ async def engine_load_midway(http: str, delay_s: float) -> float | None:
     return None
 
 
-async def run_level(url, key, voice, pcm, rate, sessions, frame_ms, jitter_ms, seconds) -> tuple[list[dict], float]:
+async def run_level(url, key, voice, pcm, rate, sessions, frame_ms, jitter_ms, seconds,
+                    block_ms=None) -> tuple[list[dict], float]:
     rng = random.Random(sessions)
     tasks = [one_session(url, key, voice, pcm[rng.randrange(0, rate * 2):], rate, frame_ms, jitter_ms,
-                         start_delay_s=i * 0.05 + rng.random() * frame_ms / 1000)
+                         start_delay_s=i * 0.05 + rng.random() * frame_ms / 1000, block_ms=block_ms)
              for i in range(sessions)]
     http = url.replace("ws://", "http://").removesuffix("/v1/stream")
     load = asyncio.create_task(engine_load_midway(http, 0.05 * sessions + seconds / 2))
@@ -205,7 +207,7 @@ def measure_level(url, key, voice, pcm, rate, sessions, args, server: psutil.Pro
     f0, s0, c0 = _cpu_seconds(server, children=False), _cpu_seconds(server), _cpu_seconds(client, children=False)
     t0 = time.perf_counter()
     results, engine_load = asyncio.run(run_level(url, key, voice, pcm, rate, sessions, args.frame_ms, args.jitter_ms,
-                                                 args.seconds))
+                                                 args.seconds, block_ms=args.block_ms or None))
     wall = time.perf_counter() - t0
     f1, s1, c1 = _cpu_seconds(server, children=False), _cpu_seconds(server), _cpu_seconds(client, children=False)
     cpu = {"wall_s": round(wall, 2),
@@ -252,6 +254,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=6.0, help="audio per session per level")
     parser.add_argument("--rate", type=int, default=48000, help="wire sample rate in and out, Hz")
     parser.add_argument("--frame-ms", type=float, default=20.0)
+    parser.add_argument("--block-ms", type=float, default=None,
+                        help="block size each session asks for (default: the frame size, since blocks smaller than "
+                             "the frames cannot lower the latency and cost CPU per block; 0: the server's default)")
     parser.add_argument("--jitter-ms", type=float, default=30.0, help="client playout buffer for the underrun count")
     parser.add_argument("--budget-ms", type=float, default=30.0, help="allowed p99 over the algorithmic latency")
     parser.add_argument("--levels", default="1,2,4,8,12,16,20,24,28,32,40,48,64")
@@ -262,6 +267,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="engine processes (or threads)")
     parser.add_argument("--out", type=Path, default=RESULTS / "load.json")
     args = parser.parse_args()
+    if args.block_ms is None:
+        args.block_ms = args.frame_ms
 
     pcm = speech(args.seconds, args.rate)[: int((args.seconds + 2) * args.rate)]
     gc.freeze()  # the load client's own GC pauses would show up as server latency
@@ -311,6 +318,7 @@ def main() -> int:
         "voice": args.voice,
         "rate_hz": args.rate,
         "frame_ms": args.frame_ms,
+        "requested_block_ms": args.block_ms or None,
         "seconds_per_session": args.seconds,
         "jitter_buffer_ms": args.jitter_ms,
         "budget_ms": args.budget_ms,
@@ -328,6 +336,7 @@ def main() -> int:
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     plot(rows, args.out.with_suffix(".png"),
          f"rtvc load: voice {args.voice}, {args.rate} Hz, {args.frame_ms:g} ms frames, "
+         f"{args.block_ms or 'default'} ms blocks, "
          f"{psutil.cpu_count()} CPUs (shared) - held {held} sessions")
     print(f"held {held} real-time sessions; wrote {args.out} and {args.out.with_suffix('.png')}")
     return 0

@@ -3,8 +3,10 @@
 Each worker owns a set of tasks (a session stays on one worker, so its state
 is only ever touched by one thread) and runs passes: take at most one due
 block from each task (round robin: a backlog cannot starve the others), group
-the blocks by voice and make one ``voice.run(streams, windows)`` call per voice
-(voices that can batch do), finish every block, and hand the results over in
+the blocks by the voice's ``batch_key`` (the voice itself unless it names an
+object it shares with other voices, as RVC voices name their content encoder)
+and make one ``voice.run(streams, windows)`` call per group (the first voice of
+the group runs the streams of all of them), finish every block, and hand the results over in
 one :class:`PassReport` through ``dispatch`` (to the event loop in this
 process, or down a pipe in an engine process, see :mod:`rtvc.session.procs`).
 Between passes a worker sleeps until a task gets input or a throttled block
@@ -76,6 +78,8 @@ class PassReport:
     blocks_due: int
     voice_calls: int = 0
     voice_blocks: int = 0
+    #: An early hand-over of finished blocks within a pass; the pass's own report (load, counts) follows.
+    partial: bool = False
 
 
 class _Worker:
@@ -86,13 +90,15 @@ class _Worker:
         self.wake = threading.Event()
         self.load = LoadMeter(engine.settings.load_window_s)
         self.queue_depth = 0  # blocks found due in the last pass
+        self._handoff: Callable[[PassReport], None] | None = None
+        self._handed = 0.0  # when finished blocks were last handed off
         self.thread = threading.Thread(target=self._run, name=f"rtvc-engine-{index}", daemon=True)
 
     def _run(self) -> None:
         engine = self.engine
         while not engine.stopping:
             self.wake.clear()
-            report, retry = self.step()
+            report, retry = self.step(handoff=engine.dispatch)
             if report is None:
                 timeout = 0.5 if retry is None else max(0.0, min(0.5, retry - time.perf_counter()))
                 self.wake.wait(timeout)
@@ -102,13 +108,16 @@ class _Worker:
             except Exception:  # the receiver is gone (shutdown); keep the thread alive until stopped
                 log.exception("engine: could not hand over a pass report")
 
-    def step(self, max_rounds: int = 4) -> tuple[PassReport | None, float | None]:
+    def step(self, max_rounds: int = 4, handoff: Callable[[PassReport], None] | None = None,
+             ) -> tuple[PassReport | None, float | None]:
         """One pass: (its report, or None when nothing was due; the time a throttled block falls due, or None).
 
         A pass takes one due block per task per round (round robin) and runs up to
         ``max_rounds`` rounds while blocks are due, so a 20 ms frame holding two
-        10 ms blocks costs one report, not two.
+        10 ms blocks costs one report, not two. ``handoff`` gets the blocks finished
+        so far as a ``partial`` report every ``settings.handoff_ms`` during the pass.
         """
+        self._handoff, self._handed = handoff, time.perf_counter()
         start = time.perf_counter()
         report = PassReport([], [], start, start, 0)
         retry: float | None = None
@@ -151,29 +160,47 @@ class _Worker:
     def _convert(self, jobs: list[tuple[Handle, BlockJob]], report: PassReport) -> None:
         groups: dict[int, list[tuple[Handle, BlockJob]]] = {}
         for handle, job in jobs:
-            groups.setdefault(id(handle.task.voice), []).append((handle, job))
-        for group in groups.values():
-            voice = group[0][0].task.voice
-            t0 = time.perf_counter()
             try:
-                rendered = voice.run([job.stream for _, job in group], [job.window for _, job in group])
-            except Exception as exc:  # the voice's state for this batch is unknown: fail the batch
-                report.failures += [(handle, exc) for handle, _ in group]
+                key = getattr(handle.task.voice, "batch_key", handle.task.voice)
+            except Exception as exc:  # e.g. a voice whose model fails to load: fail that session only
+                report.failures.append((handle, exc))
                 continue
-            voice_s = (time.perf_counter() - t0) / len(group)
-            report.voice_calls += 1
-            report.voice_blocks += len(group)
-            for (handle, job), out in zip(group, rendered, strict=True):
-                try:
-                    frame = handle.task.finish_job(job, out, voice_s)
-                except Exception as exc:
-                    report.failures.append((handle, exc))
-                    continue
-                report.outputs.append((handle, frame))
-                if frame.last:
-                    self.remove(handle)
+            groups.setdefault(id(key), []).append((handle, job))
+        for batch in groups.values():
+            voice = batch[0][0].task.voice
+            for group in ([batch] if voice.batches else [[item] for item in batch]):
+                self._convert_group(voice, group, report)
+                self._hand_off(report)
         for handle, _ in report.failures:
             self.remove(handle)
+
+    def _convert_group(self, voice: Voice, group: list[tuple[Handle, BlockJob]], report: PassReport) -> None:
+        t0 = time.perf_counter()
+        try:
+            rendered = voice.run([job.stream for _, job in group], [job.window for _, job in group])
+        except Exception as exc:  # the voice's state for this batch is unknown: fail the batch
+            report.failures += [(handle, exc) for handle, _ in group]
+            return
+        voice_s = (time.perf_counter() - t0) / len(group)
+        report.voice_calls += 1
+        report.voice_blocks += len(group)
+        for (handle, job), out in zip(group, rendered, strict=True):
+            try:
+                frame = handle.task.finish_job(job, out, voice_s)
+            except Exception as exc:
+                report.failures.append((handle, exc))
+                continue
+            report.outputs.append((handle, frame))
+            if frame.last:
+                self.remove(handle)
+
+    def _hand_off(self, report: PassReport) -> None:
+        now = time.perf_counter()
+        if self._handoff is None or not report.outputs or now - self._handed < self.engine.settings.handoff_ms / 1e3:
+            return
+        self._handoff(PassReport(report.outputs, [], report.start, now, 0, partial=True))
+        report.outputs = []
+        self._handed = now
 
     def remove(self, handle: Handle) -> None:
         handle.removed = True
@@ -225,9 +252,9 @@ class Engine:
         self._workers = [_Worker(i, self) for i in range(self.settings.workers)]
         self._started = False
 
-    def step(self) -> tuple[PassReport | None, float | None]:
+    def step(self, handoff: Callable[[PassReport], None] | None = None) -> tuple[PassReport | None, float | None]:
         """Run one pass of the first worker on the calling thread (for a caller that owns the loop itself)."""
-        return self._workers[0].step()
+        return self._workers[0].step(handoff=handoff)
 
     def start(self) -> None:
         """Start the worker threads (not needed when the caller drives :meth:`step`)."""

@@ -15,6 +15,7 @@ DEFAULT_ENGINE: dict[str, Any] = {
     "workers": 2,  # engine processes (or threads); a session stays on one
     "max_load": 0.8,  # refuse new sessions when the predicted engine busy fraction exceeds this
     "load_window_s": 2.0,  # window over which the engine busy fraction is measured, s
+    "handoff_ms": 1.0,  # blocks finished this long before their pass ends are handed out without waiting for it, ms
 }
 
 
@@ -45,6 +46,7 @@ class EngineSettings:
     workers: int = DEFAULT_ENGINE["workers"]
     max_load: float = DEFAULT_ENGINE["max_load"]
     load_window_s: float = DEFAULT_ENGINE["load_window_s"]
+    handoff_ms: float = DEFAULT_ENGINE["handoff_ms"]
 
     def __post_init__(self) -> None:
         check_positive(self)

@@ -125,6 +125,14 @@ class Voice(ABC):
         """The block length in samples must be a multiple of this."""
         return 1
 
+    @property
+    def batches(self) -> bool:
+        """Whether one :meth:`run` over many streams is cheaper than one per stream (it is overridden).
+
+        Engines give a voice that does not batch one stream at a time, so each result can leave at once.
+        """
+        return type(self).run is not Voice.run
+
     @abstractmethod
     def open(self, *, sample_rate: int, block: int, params: Mapping[str, float]) -> VoiceStream:
         """A new stream at ``sample_rate`` Hz taking ``block``-sample blocks; params already checked."""
