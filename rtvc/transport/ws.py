@@ -73,6 +73,7 @@ class _Connection:
         self.disconnected = False
         self._send_lock = asyncio.Lock()
         self._finished = False
+        self._received_at = 0.0  # loop time of the last message (the idle watchdog reads it)
 
     # -- sending --------------------------------------------------------------------------------------
 
@@ -106,15 +107,20 @@ class _Connection:
 
     # -- receiving ------------------------------------------------------------------------------------
 
-    async def _receive(self) -> dict[str, Any] | None:
-        """Next message, None on disconnect; raises ProtocolError on idle timeout or an oversize message."""
+    async def _receive(self, *, timed: bool = False) -> dict[str, Any] | None:
+        """Next message, None on disconnect; raises ProtocolError on an oversize message, or (``timed``) when
+        nothing comes within the idle timeout. A session's reader goes without a timer per message: the idle
+        watchdog (:meth:`_watch_idle`) ends a silent session instead."""
         try:
-            message = await asyncio.wait_for(self.ws.receive(), self.limits.idle_timeout_s)
+            if timed:
+                message = await asyncio.wait_for(self.ws.receive(), self.limits.idle_timeout_s)
+            else:
+                message = await self.ws.receive()
         except TimeoutError:
-            raise ProtocolError(f"nothing received for {self.limits.idle_timeout_s:g} s",
-                                ErrorCode.IDLE_TIMEOUT) from None
+            raise _idle_timeout(self.limits.idle_timeout_s) from None
         except (WebSocketDisconnect, RuntimeError):
             message = {"type": "websocket.disconnect"}
+        self._received_at = asyncio.get_running_loop().time()
         if message["type"] == "websocket.disconnect":
             self.disconnected = True
             return None
@@ -137,16 +143,17 @@ class _Connection:
         await self._send(session.started)
         reader = asyncio.create_task(self._read(session), name=f"rtvc-ws-read-{session.id}")
         stats = asyncio.create_task(self._push_stats(session), name=f"rtvc-ws-stats-{session.id}")
+        idle = asyncio.create_task(self._watch_idle(session), name=f"rtvc-ws-idle-{session.id}")
         try:
             await self._write(session)
         finally:
-            for task in (reader, stats):
+            for task in (reader, stats, idle):
                 task.cancel()
             await asyncio.gather(reader, stats, return_exceptions=True)
             session.close(reason="disconnect")
 
     async def _start(self) -> Session | None:
-        message = await self._receive()
+        message = await self._receive(timed=True)
         if message is None:
             return None
         if message.get("text") is None:
@@ -193,9 +200,24 @@ class _Connection:
         code = CloseCode.NORMAL if final["type"] == "session.ended" else close_code_for(final["code"])
         await self._close(code, final.get("code", "session ended"))
 
+    async def _watch_idle(self, session: Session) -> None:
+        """End the session once nothing was received for ``idle_timeout_s``."""
+        loop = asyncio.get_running_loop()
+        while not session.closed.is_set():
+            left = self._received_at + self.limits.idle_timeout_s - loop.time()
+            if left <= 0:
+                session.close(reason="idle_timeout", error=_idle_timeout(self.limits.idle_timeout_s))
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(session.closed.wait(), left)
+
     async def _push_stats(self, session: Session) -> None:
         while not session.closed.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(session.closed.wait(), self.limits.stats_interval_s)
                 return
             await self._send(session.stats_message())
+
+
+def _idle_timeout(seconds: float) -> ProtocolError:
+    return ProtocolError(f"nothing received for {seconds:g} s", ErrorCode.IDLE_TIMEOUT)

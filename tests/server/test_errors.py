@@ -150,6 +150,25 @@ def test_idle_timeout(make_server):
     assert len(server.ctx.manager) == 0
 
 
+def test_idle_timeout_before_start_and_after_audio_stops(make_server):
+    server = make_server(idle_timeout_s=0.3)
+    before = asyncio.run(exchange(server, []))  # connected, never started
+    assert the_error(before) == ("idle_timeout", 4408)
+
+    async def streams_then_stops():
+        async with connect(server) as ws:
+            await start_session(ws)
+            for seq in range(10):  # 0.5 s of audio over 0.5 s: longer than the timeout, so it is the silence after
+                await ws.send(pack_frame(FrameHeader(seq, seq * 800), bytes(1600)))
+                await asyncio.sleep(0.05)
+            return await receive_all(ws, limit_s=10)
+
+    after = asyncio.run(streams_then_stops())
+    assert the_error(after) == ("idle_timeout", 4408)
+    assert after.frames  # the audio sent before the silence was converted and delivered
+    assert len(server.ctx.manager) == 0
+
+
 def test_measured_load_refuses_with_overloaded(make_server, speech):
     x, rate = speech
     server = make_server(engine={"load_window_s": 0.2, "max_load": 1e-6})
