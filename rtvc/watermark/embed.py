@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.fft
 
 from rtvc.watermark.errors import WatermarkError
 from rtvc.watermark.key import WatermarkKey
@@ -87,6 +86,9 @@ class Watermarker:
                                     ("tilt_db", tilt_db, -6.0, 6.0), ("floor_dbfs", floor_dbfs, -120.0, -20.0)):
             if not (isinstance(value, (int, float)) and math.isfinite(value) and lo <= value <= hi):
                 raise WatermarkError(f"{name} must be within {lo:g}..{hi:g}, got {value!r}")
+        import scipy.fft  # here, not at module level: the CLI imports this module and rarely embeds
+
+        self._fft = scipy.fft
         self.sample_rate = int(sample_rate)
         self.token = int(token)
         hop = self.sample_rate // FRAMES_PER_S
@@ -191,7 +193,7 @@ class Watermarker:
         n, hop = 2 * self._hop, self._hop
         windowed = windows * self._analysis
         power = np.einsum("ij,ij->i", windowed, windowed) / self._analysis_norm  # recent host power per sample
-        spectrum = scipy.fft.rfft(windowed.astype(np.float32), n, axis=1)[:, self._bins[0] - 2 : self._bins[-1] + 3]
+        spectrum = self._fft.rfft(windowed.astype(np.float32), n, axis=1)[:, self._bins[0] - 2 : self._bins[-1] + 3]
         band = spectrum.real**2 + spectrum.imag**2
         width = len(self._bins)
         # The power smoothed across 5 bins (weights 1 2 3 2 1): one value per cell.
@@ -206,7 +208,7 @@ class Watermarker:
         cells[0::2, self._cells] = shape * self._carrier[frames % BLOCK_FRAMES]
         tail = self._carrier_tail[(frames - 1) % BLOCK_FRAMES] * (frames > 0)[:, None]
         cells[1::2, self._cells] = shape * tail
-        waves = scipy.fft.irfft(cells, n, axis=1)
+        waves = self._fft.irfft(cells, n, axis=1)
         marks = []
         for i, u in enumerate(updates):
             lo, hi = self._edges[u], self._edges[u + 1]

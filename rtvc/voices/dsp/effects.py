@@ -8,7 +8,8 @@ beyond the filters' group delay.
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import butter, lfilter
+
+from rtvc.voices.dsp.iir import butter, lfilter
 
 __all__ = ["BandPass", "MetallicComb", "Saturation"]
 

@@ -16,9 +16,9 @@ Output F0 of the PSOLA shifter is set by these periods, so stage 2 matters.
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import butter, lfilter
 
 from rtvc.voices.dsp.history import History
+from rtvc.voices.dsp.iir import butter, lfilter
 
 __all__ = ["PitchTracker"]
 
