@@ -1,7 +1,7 @@
 """Revocation latency: how long a live session runs on after its consent grant is revoked.
 
-A real server (thread engine) over a real governance database streams a tiny real-format RVC voice over the
-WebSocket in real time; each run starts a session under a fresh grant, revokes it after ``--lead-s`` and
+A real server (``--engine process``, the default mode, or ``thread``) over a real governance database streams a
+tiny real-format RVC voice over the WebSocket in real time; each run starts a session under a fresh grant, revokes it after ``--lead-s`` and
 measures from the revocation's commit time (``revoked_at``) to the arrival of ``session.ended`` at the client.
 Two paths, ``--runs`` each:
 
@@ -9,10 +9,10 @@ Two paths, ``--runs`` each:
   does); the server notices it by polling (``[governance] poll_interval_s``).
 * ``http``: ``DELETE /v1/grants/{id}`` on the server; its hook ends the session at once.
 
-    .venv/bin/python benchmarks/revocation.py              # ~1.5 min on 2 cores
+    .venv/bin/python benchmarks/revocation.py              # ~40 s on 2 cores
     .venv/bin/python benchmarks/revocation.py --runs 5
 
-Writes benchmarks/results/revocation.json. Not part of the test suite.
+Writes benchmarks/results/revocation.json (process engine) or revocation-thread.json. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -70,9 +70,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20, help="runs per revocation path")
     parser.add_argument("--lead-s", type=float, default=0.6, help="seconds of streaming before the revocation")
+    parser.add_argument("--engine", choices=("process", "thread"), default="process",
+                        help="engine mode of the server (process: one engine process)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rtvc-revocation-") as tmp:
-        world = make_world(Path(tmp) / "data", ["bench"])
+        world = make_world(Path(tmp) / "data", ["bench"], engine={"mode": args.engine, "workers": 1})
         world.grant("bench", purposes=["research"])  # a standing grant, so revocations never erase the voice
         other = GovernanceStore.open(world.data)
         poll_s = world.server.ctx.governance.poll_interval_s
@@ -92,15 +94,17 @@ def main() -> None:
             world.server.stop()
     report = {
         "what": "revoked_at (commit) -> session.ended received by a WebSocket client, live RVC session",
+        "engine": args.engine,
         "poll_interval_s": poll_s,
         "lead_s": f"{args.lead_s} + uniform(0, poll_interval_s)",
         "machine": f"{platform.machine()} {platform.processor() or ''} python {platform.python_version()}".strip(),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **results,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    out = RESULTS if args.engine == "process" else RESULTS.with_name(f"revocation-{args.engine}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,18 @@ def _param(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"parameter {name!r}: {value!r} is not a number") from None
 
 
+def _device_latency(text: str) -> str | float:
+    if text in ("low", "high"):
+        return text
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected low, high or seconds, got {text!r}") from None
+    if not 0 < seconds <= 2:
+        raise argparse.ArgumentTypeError(f"device latency must be in (0, 2] seconds, got {seconds}")
+    return seconds
+
+
 def _add_session_options(parser: argparse.ArgumentParser, *, voice_required: bool = True) -> None:
     parser.add_argument("--url", default=DEFAULT_URL, help=f"stream endpoint (default {DEFAULT_URL})")
     parser.add_argument("--key", default=os.environ.get("RTVC_KEY"), help="API key (default: $RTVC_KEY)")
@@ -56,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     mic.add_argument("--output-device", help="output device index or name")
     mic.add_argument("--rate", type=int, default=48000, help="sound card rate (default 48000)")
     mic.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
+    mic.add_argument("--playout-ms", type=float, default=200.0,
+                     help="most converted audio held for the speaker; older audio is dropped (default 200)")
+    mic.add_argument("--prime-ms", type=float, default=20.0,
+                     help="audio queued before playback starts or restarts after an underrun (default 20)")
+    mic.add_argument("--device-latency", type=_device_latency, default="low", metavar="low|high|SECONDS",
+                     help="latency PortAudio should aim for on both devices (default low)")
     _add_session_options(mic, voice_required=False)  # not needed for --list-devices
     return parser
 
@@ -98,7 +116,8 @@ def _run_mic(args: argparse.Namespace) -> int:
     ended = asyncio.run(run_mic(
         args.url, args.key, voice=args.voice, purpose=args.purpose, params=dict(args.param),
         input_device=args.input_device, output_device=args.output_device, sample_rate=args.rate,
-        frame_ms=args.frame_ms, duration_s=args.duration,
+        frame_ms=args.frame_ms, playout_max_ms=args.playout_ms, playout_prime_ms=args.prime_ms,
+        device_latency=args.device_latency, duration_s=args.duration,
     ))
     print(json.dumps(ended))
     return 0

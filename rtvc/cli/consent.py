@@ -91,15 +91,19 @@ def revoke_grant(args: argparse.Namespace) -> int:
     try:
         grant = store.grants.revoke(LOCAL_ADMIN, args.grant, reason=args.reason)
         remaining = store.grants.active_count(grant.voice)
+        servers = store.servers.live()
     finally:
         store.close()
     if args.json:
         print(json.dumps({"grant": grant.to_json(statement=False), "voice_grants_remaining": remaining}, indent=2))
         return 0
     print(f"revoked {grant.grant_id} (voice {grant.voice}) at {grant.revoked_at}; running servers end its sessions")
-    if remaining == 0:
-        print(f"voice {grant.voice} has no grant left: erase its files with `rtvc voices erase {grant.voice}`",
+    if remaining == 0 and servers:
+        print(f"voice {grant.voice} has no grant left: the running server erases it (files and loaded copies)",
               file=sys.stderr)
+    elif remaining == 0:
+        print(f"voice {grant.voice} has no grant left and no server is running: erase its files with "
+              f"`rtvc voices erase {grant.voice}`", file=sys.stderr)
     return 0
 
 

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from rtvc.cli.common import add_common, config_from_args, registry_from_config
+from rtvc.cli.voices_erase import register_erase
 from rtvc.cli.voices_import import register_import
 
 __all__ = ["register"]
@@ -18,6 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=list_voices)
     actions = parser.add_subparsers(dest="voices_action", metavar="ACTION")
     register_import(actions)
+    register_erase(actions)
 
 
 def list_voices(args: argparse.Namespace) -> int:

@@ -47,6 +47,7 @@ EVENTS = (
     "key.revoked",
     "voice.imported",
     "voice.erased",
+    "voice.unloaded",
     "grant.created",
     "grant.revoked",
     "session.started",

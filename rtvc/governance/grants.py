@@ -30,10 +30,11 @@ from rtvc.governance.errors import (
     NoConsent,
     NotFound,
     PurposeNotAllowed,
+    StoreError,
 )
 from rtvc.governance.hooks import Hooks
 from rtvc.governance.roles import KeyInfo, as_key_info, require_role
-from rtvc.governance.statements import read_statement_audio, store_statement_audio
+from rtvc.governance.statements import MAX_STATEMENT_AUDIO_BYTES, read_statement_audio, store_statement_audio
 from rtvc.governance.validate import (
     MAX_REASON_CHARS,
     MAX_STATEMENT_CHARS,
@@ -121,7 +122,7 @@ class GrantStore:
         voices: VoiceLedger,
         statements_dir: str | os.PathLike[str],
         *,
-        max_statement_audio_bytes: int = 20 * 2**20,
+        max_statement_audio_bytes: int = MAX_STATEMENT_AUDIO_BYTES,
     ) -> None:
         self.db = db
         self.audit = audit
@@ -252,9 +253,11 @@ class GrantStore:
     def check(self, voice: str, purpose: str, client: KeyInfo, now: Any = None) -> Grant:
         """The live grant covering ``voice`` for ``purpose`` and ``client`` at ``now``.
 
-        Raises the :class:`ConsentError` of the grant that came closest: ``grant_revoked`` <
-        ``grant_expired`` (or ``no_consent`` if not valid yet) < ``purpose_not_allowed`` <
-        ``client_not_allowed``; ``no_consent`` when the voice has no grant (or no owner) at all.
+        Raises a :class:`ConsentError`. If some grant covers this purpose and this client, the newest such
+        grant that was not revoked (else the newest) says why it does not hold now: ``grant_revoked``,
+        ``grant_expired``, or ``no_consent`` if not valid yet. Otherwise the grant that came closest decides:
+        ``grant_revoked`` < ``grant_expired`` < ``purpose_not_allowed`` < ``client_not_allowed``;
+        ``no_consent`` when the voice has no grant (or no owner) at all.
         """
         with self.db.read() as conn:
             return self.check_in(conn, voice, purpose, client, now)
@@ -279,7 +282,11 @@ class GrantStore:
         live = [g for g in grants if _depth(g, purpose, client, now) == 4]
         if live:  # the one that lasts longest, so a session outlives the fewest expiries
             return max(live, key=lambda g: g.valid_until or "~")
-        closest = max(grants, key=lambda g: _depth(g, purpose, client, now))  # ties: newest (list is newest first)
+        covering = [g for g in grants if purpose in g.purposes and g.allows_client(client)]
+        if covering:  # consent for exactly this use was given: the refusal says what became of it
+            closest = max(covering, key=lambda g: g.revoked_at is None)  # ties: newest (list is newest first)
+        else:
+            closest = max(grants, key=lambda g: _depth(g, purpose, client, now))
         raise _refusal(closest, purpose, client, now)
 
     def active_count(self, voice: str, now: Any = None) -> int:
@@ -298,6 +305,23 @@ class GrantStore:
                 (iso_time(after, "after"), iso_time(upto, "upto")),
             )
             return [row[0] for row in rows]
+
+    def statement_audio(self, actor: KeyInfo, grant_id: str) -> tuple[bytes, str, str]:
+        """The owner's recorded statement of a grant: (bytes, file suffix, sha256), checked against the sha256
+        recorded at grant time. NotFound if the grant has none, or it went with the voice's erasure."""
+        grant = self.get(actor, grant_id)  # role check: admins, auditors, the voice's owner
+        with self.db.read() as conn:
+            path = conn.execute("SELECT audio_path FROM grants WHERE grant_id = ?", (grant.grant_id,)).fetchone()[0]
+        if grant.audio_sha256 is None or path is None:
+            raise NotFound(f"grant {grant.grant_id} has no recorded statement"
+                           + (" (erased with the voice; its sha256 remains)" if grant.audio_sha256 else ""))
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise StoreError(f"the recorded statement of grant {grant.grant_id} is unreadable: {exc}") from None
+        if hashlib.sha256(data).hexdigest() != grant.audio_sha256:
+            raise StoreError(f"the recorded statement of grant {grant.grant_id} no longer matches its sha256")
+        return data, Path(path).suffix, grant.audio_sha256
 
     def statement_audio_paths(self, voice: str) -> list[Path]:
         with self.db.read() as conn:

@@ -103,5 +103,18 @@ _V1 = [
        BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END""",
 ]
 
-MIGRATIONS: list[list[str]] = [_V1]
+# Running servers announce themselves here, so another process (``rtvc voices erase``) can tell whether some
+# server holds a voice in memory and must confirm its unload. Not audited: liveness, not history.
+_V2 = [
+    """CREATE TABLE servers (
+        server_id   TEXT PRIMARY KEY,
+        pid         INTEGER NOT NULL,
+        host        TEXT NOT NULL,
+        started_at  TEXT NOT NULL,
+        beat_at     TEXT NOT NULL,
+        stopped_at  TEXT
+    )""",
+]
+
+MIGRATIONS: list[list[str]] = [_V1, _V2]
 SCHEMA_VERSION = len(MIGRATIONS)

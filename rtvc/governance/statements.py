@@ -11,7 +11,10 @@ import soundfile as sf
 
 from rtvc.governance.errors import InvalidInput
 
-__all__ = ["read_statement_audio", "store_statement_audio"]
+__all__ = ["MAX_STATEMENT_AUDIO_BYTES", "STATEMENT_MEDIA_TYPES", "read_statement_audio", "store_statement_audio"]
+
+MAX_STATEMENT_AUDIO_BYTES = 20 * 2**20  # minutes of speech even as 48 kHz WAV
+STATEMENT_MEDIA_TYPES = {".wav": "audio/wav", ".flac": "audio/flac", ".ogg": "audio/ogg"}
 
 
 def read_statement_audio(source: Any, *, max_bytes: int) -> tuple[bytes, str]:

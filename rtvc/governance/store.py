@@ -28,6 +28,7 @@ from rtvc.governance.erasure import Eraser
 from rtvc.governance.grants import GrantStore
 from rtvc.governance.keys import LEGACY_FILENAME, KeyStore
 from rtvc.governance.roles import KeyInfo, require_role
+from rtvc.governance.servers import ServerLeases
 from rtvc.governance.sessions import SessionLedger
 from rtvc.governance.signing import KEY_FILENAME, AuditSigner
 from rtvc.governance.validate import iso_time, now_iso
@@ -40,7 +41,8 @@ _FEED = ("grant.revoked", "voice.erased")
 
 
 class GovernanceStore:
-    """Everything governance in ``data_dir``: ``keys``, ``voices``, ``grants``, ``sessions``, ``audit``, ``eraser``.
+    """Everything governance in ``data_dir``: ``keys``, ``voices``, ``grants``, ``sessions``, ``audit``, ``eraser``,
+    ``servers`` (the leases of running servers).
 
     Parameters
     ----------
@@ -75,6 +77,7 @@ class GovernanceStore:
         self.voices = VoiceLedger(self.db, self.audit)
         self.grants = GrantStore(self.db, self.audit, self.voices, self.data_dir / "consent-statements")
         self.sessions = SessionLedger(self.db, self.audit, self.grants)
+        self.servers = ServerLeases(self.db)
         protected = [self.db.path, self.db.path.with_name(self.db.path.name + "-wal"),
                      self.db.path.with_name(self.db.path.name + "-shm"), self.data_dir / KEY_FILENAME,
                      self.data_dir / CHECKPOINT_FILENAME, self.grants.statements_dir]

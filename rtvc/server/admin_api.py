@@ -10,8 +10,9 @@ fields, wrong types and oversize values (422 ``bad_request``) before anything is
     GET    /v1/voices/owned            admin auditor owner (owners: their own)
     POST   /v1/voices/{name}/owner     admin owner     record the owner of an imported voice
     DELETE /v1/voices/{name}           admin owner     erase everything derived from the voice
-    POST   /v1/grants                  admin owner     record consent
+    POST   /v1/grants                  admin owner     record consent (optionally the recorded statement, base64)
     GET    /v1/grants[/{grant_id}]     admin auditor owner
+    GET    /v1/grants/{id}/statement-audio  admin auditor owner   the recorded statement, checked against its sha256
     DELETE /v1/grants/{grant_id}       admin owner     revoke: live sessions end, last grant -> erasure
     GET    /v1/sessions/{session_id}   admin auditor   the ledger record of a session
     GET    /v1/audit                   admin auditor owner (owners: rows about their voices)
@@ -21,13 +22,16 @@ fields, wrong types and oversize values (422 ``bad_request``) before anything is
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from rtvc.governance import PURPOSES, ROLES, Forbidden, KeyInfo, NotFound, Unauthorized
+from rtvc.governance import PURPOSES, ROLES, Forbidden, InvalidInput, KeyInfo, NotFound, Unauthorized
+from rtvc.governance.statements import MAX_STATEMENT_AUDIO_BYTES, STATEMENT_MEDIA_TYPES
 from rtvc.governance.validate import MAX_NAME_CHARS, MAX_REASON_CHARS, MAX_STATEMENT_CHARS
 
 if TYPE_CHECKING:
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["add_admin_routes"]
 
 MAX_CLIENTS = 100
+MAX_STATEMENT_AUDIO_B64 = 4 * -(-MAX_STATEMENT_AUDIO_BYTES // 3)  # base64 of the largest statement accepted
 Role = Literal[ROLES]  # type: ignore[valid-type]
 Purpose = Literal[PURPOSES]  # type: ignore[valid-type]
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS)]
@@ -63,6 +68,19 @@ class GrantCreate(_Body):
     clients: Literal["any"] | Annotated[list[Name], Field(min_length=1, max_length=MAX_CLIENTS)] = "any"
     valid_from: Time | None = None
     valid_until: Time | None = None
+    statement_audio: Annotated[str, Field(
+        min_length=4, max_length=MAX_STATEMENT_AUDIO_B64,
+        description=f"the owner's recorded statement: a WAV, FLAC or Ogg file, standard base64, at most "
+                    f"{MAX_STATEMENT_AUDIO_BYTES} bytes decoded; stored privately with its sha256")] | None = None
+
+
+def _statement_audio(encoded: str | None) -> bytes | None:
+    if encoded is None:
+        return None
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidInput("statement_audio must be standard base64 (A-Z a-z 0-9 + /, padded with =)") from None
 
 
 def _caller(request: Request) -> KeyInfo:
@@ -123,10 +141,19 @@ def add_admin_routes(app: FastAPI, ctx: ServerContext) -> None:
 
     @app.post("/v1/grants", tags=["grants"], status_code=201, summary="Record an owner's consent (owner, admin)")
     async def create_grant(body: GrantCreate, key: Caller) -> dict[str, Any]:
+        audio = _statement_audio(body.statement_audio)  # checked (base64, size, real audio) before anything is written
         grant = await run(lambda: store.grants.create(
             key, body.voice, statement=body.statement, purposes=body.purposes, clients=body.clients,
-            valid_from=body.valid_from, valid_until=body.valid_until))
+            valid_from=body.valid_from, valid_until=body.valid_until, statement_audio=audio))
         return {**grant.to_json(), "status": grant.status()}
+
+    @app.get("/v1/grants/{grant_id}/statement-audio", tags=["grants"], response_class=Response,
+             summary="The owner's recorded consent statement, checked against its sha256 (admin, auditor, owner)",
+             responses={200: {"content": {t: {} for t in STATEMENT_MEDIA_TYPES.values()}}})
+    async def statement_audio(grant_id: Annotated[str, Field(max_length=40)], key: Caller) -> Response:
+        data, suffix, sha256 = await run(store.grants.statement_audio, key, grant_id)
+        return Response(data, media_type=STATEMENT_MEDIA_TYPES.get(suffix, "application/octet-stream"),
+                        headers={"X-Rtvc-Sha256": sha256})
 
     @app.get("/v1/grants", tags=["grants"], summary="Grants (owners see their voices' grants)")
     async def list_grants(key: Caller, voice: Annotated[str | None, Query(max_length=MAX_NAME_CHARS)] = None,

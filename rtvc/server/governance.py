@@ -1,14 +1,21 @@
 """The server's side of governance: consent at session start, the session ledger, ending live sessions when
-their grant is revoked or expires, and erasing a voice's files and loaded copies.
+their grant is revoked or expires, erasing a voice's files and dropping every loaded copy, and following the
+voice store while running.
 
     gov = ServerGovernance(GovernanceStore.open(data_dir), registry=registry, data_dir=data_dir)
     manager = SessionManager(..., governance=gov); gov.bind(manager)
-    await gov.start()      # in the app's lifespan: orphans closed, hooks on, poller and checkpoint timer running
+    await gov.start()      # in the app's lifespan: lease, orphans closed, hooks on, poller, heartbeat, checkpoints
     await gov.stop()
 
 Revocations made here (HTTP API) fire the hooks at once; those made by another process (``rtvc consent
-revoke``) are noticed by :meth:`GovernanceStore.watch` every ``poll_interval_s``. Either way the hook hops to
+revoke``) are noticed by :meth:`GovernanceStore.poll` every ``poll_interval_s``. Either way the hook hops to
 the event loop and closes every live session under the grant (``session.ended`` with the reason).
+
+Erasure reaches every copy: an erasure made here waits, inside :meth:`Eraser.erase`, until the server's
+registry and every engine (threads or processes) dropped the voice and verified it, so ``verified`` covers
+memory too. After any erasure (here, or by ``rtvc voices erase`` in another process, seen by polling) the
+server unloads again and records a ``voice.unloaded`` audit row naming its lease, which that command waits
+for. Each poll also follows the voice store, so voices imported while the server runs appear without a restart.
 """
 
 from __future__ import annotations
@@ -21,7 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from rtvc.governance import GovernanceStore, KeyInfo, NotFound
-from rtvc.voices.store import VoiceStore
+from rtvc.governance.erasure import ERASURE_REVOKE_REASON
+from rtvc.governance.servers import HEARTBEAT_S
+from rtvc.server.voice_sync import UnloadResult, VoiceSync
+from rtvc.voices.store import voice_files
 
 __all__ = ["SERVER_ACTOR", "ServerGovernance", "voice_files"]
 
@@ -29,24 +39,7 @@ log = logging.getLogger(__name__)
 
 # The server acts on its own (erasure after the last grant) as an admin; audit rows name it "server".
 SERVER_ACTOR = KeyInfo(id="server", role="admin", name="rtvc-server")
-SHARED_ROLES = ("content", "pitch_model")  # the content encoder and pitch model serve every voice: never erased
-
-
-def voice_files(data_dir: Path, name: str) -> list[Path]:
-    """Everything in the voice store derived from voice ``name``: its record, model and index (unless another
-    voice shares the same file) and its ONNX export. The shared content encoder and pitch model are kept."""
-    store = VoiceStore(data_dir)
-    record_path = store.root / f"{name}.json"
-    if not record_path.is_file():
-        return []
-    record = store.get(name)
-    others = {f.sha256 for other in store.list() if other.name != name for f in other.files.values()}
-    paths: list[Path] = [record_path]
-    for role, stored in record.files.items():
-        if role not in SHARED_ROLES and stored.sha256 not in others:
-            paths.append(store.root / "files" / stored.sha256)
-            paths.append(store.root / "onnx" / f"{stored.sha256}.synth.onnx")
-    return [p for p in paths if p.exists() or p.is_symlink()]
+UNLOAD_WAIT_S = 40.0  # an erasure waits this long for the engines (each answers within UNLOAD_TIMEOUT_S)
 
 
 class ServerGovernance:
@@ -76,34 +69,44 @@ class ServerGovernance:
         self.checkpoint_interval_s = float(checkpoint_interval_s)
         self.builtin = frozenset(voice.name for voice in builtin_voices())
         self.manager: Any = None
+        self.voices: VoiceSync | None = None
+        self.server_id: str | None = None  # this server's lease (``servers`` table), named in voice.unloaded rows
         self._ended_grants: dict[str, str] = {}  # grant id -> reason, for sessions admitted while it happened
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: list[asyncio.Task] = []
         self._pending_ends: set[asyncio.Task] = set()
         self._unhook: list[Any] = []
         store.eraser.register_paths(lambda name: voice_files(self.data_dir, name))
-        store.eraser.register_unloader(self.unload, self.is_loaded)
+        store.eraser.register_unloader(self._unload_for_eraser, self.is_loaded)
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The server's event loop (once started): where :meth:`confirm_unload` and the backend run."""
+        return self._loop
 
     def bind(self, manager: Any) -> None:
         self.manager = manager
+        self.voices = VoiceSync(self.registry, manager.backend)
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self.server_id = await asyncio.to_thread(self.store.servers.register)
         self._unhook = [
             self.store.on_revoke(lambda grant_id: self._hop(grant_id, "grant_revoked")),
             self.store.on_expire(lambda grant_id: self._hop(grant_id, "grant_expired")),
-            self.store.on_erase(self.unload),
+            self.store.on_erase(self._erased),
         ]
         closed = await asyncio.to_thread(self.store.sessions.close_orphans)
         if closed:
             log.warning("closed %d session(s) left open by a previous server", closed)
-        self._tasks = [asyncio.create_task(self.store.watch(interval_s=self.poll_interval_s), name="rtvc-gov-watch"),
+        self._tasks = [asyncio.create_task(self._watch(), name="rtvc-gov-watch"),
+                       asyncio.create_task(self._heartbeat(), name="rtvc-gov-heartbeat"),
                        asyncio.create_task(self._checkpoints(), name="rtvc-gov-checkpoint")]
 
     async def stop(self) -> None:
-        """After the sessions were closed: record their ends, stop polling, seal the audit tail."""
+        """After the sessions were closed: record their ends, stop polling, give up the lease, seal the audit tail."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -112,7 +115,29 @@ class ServerGovernance:
         for remove in self._unhook:
             remove()
         with contextlib.suppress(Exception):
+            if self.server_id is not None:
+                await asyncio.to_thread(self.store.servers.stop, self.server_id)
+        with contextlib.suppress(Exception):
             await asyncio.to_thread(self.store.audit.checkpoint, force=False)
+
+    async def _watch(self) -> None:
+        """Changes made by other processes (revocations, erasures, expiries; the voice store) every poll."""
+        while True:
+            try:
+                self.store.poll()
+                if self.voices is not None:
+                    self.voices.refresh()
+            except Exception:  # keep watching: a missed poll must not stop every later revocation
+                log.exception("governance poll failed")
+            await asyncio.sleep(self.poll_interval_s)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            try:
+                await asyncio.to_thread(self.store.servers.beat, self.server_id)
+            except Exception:
+                log.exception("server heartbeat failed")
 
     async def _checkpoints(self) -> None:
         while True:
@@ -180,7 +205,10 @@ class ServerGovernance:
     def _erase_if_last(self, grant_id: str) -> None:
         """A voice that lost its last live or pending grant is erased (files, index, loaded copies)."""
         try:
-            voice = self.store.grants.get(SERVER_ACTOR, grant_id).voice
+            grant = self.store.grants.get(SERVER_ACTOR, grant_id)
+            if grant.revoke_reason == ERASURE_REVOKE_REASON:  # revoked by an erasure, which finishes the job
+                return
+            voice = grant.voice
             record = self.store.voices.find(voice)
             if record is None or record.erased or self.store.grants.active_count(voice) > 0:
                 return
@@ -191,10 +219,58 @@ class ServerGovernance:
         except Exception:
             log.exception("erasure after grant %s ended failed", grant_id)
 
-    def unload(self, name: str) -> None:
-        """Drop the voice from the registry so no new session loads it; its weights go with the last reference."""
-        if name not in self.builtin:
-            self.registry.remove(name)
+    def _unload_for_eraser(self, name: str) -> None:
+        """Eraser's unloader (a worker thread, never the loop): drop ``name`` everywhere, wait for the engines'
+        answers; raises if any copy survived, which the eraser records as a leftover."""
+        if name in self.builtin:
+            return
+        loop = self._loop
+        if loop is None or loop.is_closed() or not loop.is_running() or self.voices is None:
+            unload = getattr(self.registry, "unload", None)  # no engine running: the registry is all there is
+            if unload is None:
+                self.registry.remove(name)
+            elif unload(name):
+                raise RuntimeError(f"voice {name!r} is still loaded in the server process")
+            return
+        with contextlib.suppress(RuntimeError):
+            if asyncio.get_running_loop() is loop:
+                raise RuntimeError("an erasure must not run on the event loop: it waits for the engine processes")
+        result = asyncio.run_coroutine_threadsafe(self.voices.unload(name), loop).result(timeout=UNLOAD_WAIT_S)
+        if not result.verified:  # on the record too: voice.erased will say unverified, this row says where
+            self._record_unload(name, result)
+            raise RuntimeError(result.describe())
 
     def is_loaded(self, name: str) -> bool:
-        return name not in self.builtin and name in self.registry
+        if name in self.builtin:
+            return False
+        still_loaded = getattr(self.registry, "still_loaded", None)
+        return name in self.registry or (still_loaded is not None and still_loaded(name))
+
+    def _erased(self, name: str) -> None:
+        """Any thread, after an erasure committed (here or elsewhere): unload everywhere and record it."""
+        loop = self._loop
+        if loop is None or loop.is_closed() or name in self.builtin:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: the engines are gone with it
+            loop.call_soon_threadsafe(self._start_confirm, name)
+
+    def _start_confirm(self, name: str) -> None:
+        task = asyncio.ensure_future(self.confirm_unload(name))
+        self._pending_ends.add(task)  # awaited at stop(), before the engines stop
+        task.add_done_callback(self._pending_ends.discard)
+
+    async def confirm_unload(self, name: str) -> UnloadResult | None:
+        """Event loop: drop ``name`` from the registry and every engine, verify, record ``voice.unloaded``."""
+        if self.voices is None:
+            return None
+        result = await self.voices.unload(name)
+        await asyncio.to_thread(self._record_unload, name, result)
+        return result
+
+    def _record_unload(self, name: str, result: UnloadResult) -> None:
+        try:
+            self.store.eraser.record_unloaded(SERVER_ACTOR, name, server=self.server_id, processes=result.processes,
+                                              answered=result.answered, still_loaded=result.still_loaded,
+                                              sessions_closed=result.sessions_closed)
+        except Exception:
+            log.exception("could not record the unload of voice %s", name)

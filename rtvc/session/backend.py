@@ -7,13 +7,16 @@ never knows which one it has. ``[engine] mode`` picks one (:func:`make_backend`)
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from rtvc.engine import Engine, EngineSettings, PassReport
+from rtvc.errors import EngineError
 from rtvc.session.build import StreamInfo, build_stream
 from rtvc.session.limits import Limits
 from rtvc.session.queues import OutFrame
@@ -21,10 +24,27 @@ from rtvc.session.request import StartRequest
 from rtvc.session.stream import SessionStream
 from rtvc.voices.base import Voice
 
-__all__ = ["Backend", "LocalBackend", "StreamHandle", "make_backend", "record_pass"]
+__all__ = ["Backend", "LocalBackend", "StreamHandle", "UnloadReply", "VoiceErased", "make_backend", "record_pass"]
 
 FrameFn = Callable[[OutFrame], None]
 FailFn = Callable[[BaseException], None]
+
+
+class VoiceErased(EngineError):
+    """A session still running when its voice was erased (its grant's revocation normally ended it first)."""
+
+    code = "no_consent"
+
+
+@dataclass(frozen=True, slots=True)
+class UnloadReply:
+    """One engine's answer to "drop this voice": ``where`` it ran, whether it ``answered`` in time, whether it
+    ``still_loaded`` the voice's weights afterwards, and how many sessions of the voice it had to close."""
+
+    where: str
+    answered: bool
+    still_loaded: bool
+    sessions_closed: int = 0
 
 
 class StreamHandle(Protocol):
@@ -65,6 +85,10 @@ class Backend(Protocol):
     def queue_depth(self) -> int: ...
 
     def session_count(self) -> int: ...
+
+    async def unload_voice(self, name: str) -> list[UnloadReply]: ...
+
+    def refresh_voices(self) -> None: ...
 
 
 def record_pass(metrics: Any, start: float, end: float, voice_calls: int, voice_blocks: int) -> None:
@@ -127,6 +151,7 @@ class LocalBackend:
         self._config, self._limits, self._data_dir = config, limits, data_dir
         self._loop: asyncio.AbstractEventLoop | None = None
         self.engine = Engine(settings, dispatch=self._dispatch)
+        self._streams: weakref.WeakSet[LocalStream] = weakref.WeakSet()
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -142,7 +167,22 @@ class LocalBackend:
         stream, info = await asyncio.to_thread(build_stream, voice, request, config=self._config,
                                                limits=self._limits, data_dir=self._data_dir,
                                                watermark_token=watermark_token)
-        return LocalStream(self.engine, stream, info)
+        local = LocalStream(self.engine, stream, info)
+        self._streams.add(local)
+        return local
+
+    async def unload_voice(self, name: str) -> list[UnloadReply]:
+        """Close any stream of voice ``name`` still here; the voice's weights live in the server's registry, which
+        the caller unloads and verifies."""
+        left = [s for s in list(self._streams) if s._handle is not None and not s._handle.removed
+                and s._stream.voice.name == name]
+        for stream in left:
+            stream.on_fail(VoiceErased(f"voice {name!r} was erased"))
+            stream.close()
+        return [UnloadReply("engine threads", answered=True, still_loaded=False, sessions_closed=len(left))]
+
+    def refresh_voices(self) -> None:
+        """The engine threads use the server's registry: nothing of their own to refresh."""
 
     def load(self) -> float:
         return self.engine.load()
@@ -159,7 +199,8 @@ class LocalBackend:
             loop.call_soon_threadsafe(self._deliver, report)
 
     def _deliver(self, report: PassReport) -> None:  # event loop
-        record_pass(self.metrics, report.start, report.end, report.voice_calls, report.voice_blocks)
+        if not report.partial:
+            record_pass(self.metrics, report.start, report.end, report.voice_calls, report.voice_blocks)
         for handle, frame in report.outputs:
             handle.key.on_frame(frame)
         for handle, exc in report.failures:

@@ -28,7 +28,8 @@ class SessionManager:
     config : mapping
         The loaded config (``[pipeline]``, ``[limits]``, ``[server]``).
     registry
-        Has ``get(name) -> Voice`` (raises UnknownVoice).
+        Has ``get(name) -> Voice`` (raises UnknownVoice); a ``lookup(name)`` is preferred where it exists (a
+        :class:`rtvc.voices.registry.VoiceRegistry` reloads its voice store before calling a name unknown).
     backend : Backend
         Started engine backend (:func:`rtvc.session.backend.make_backend`).
     metrics : optional
@@ -86,7 +87,8 @@ class SessionManager:
             raise Overloaded("the server is shutting down; not accepting sessions")
         if len(self._sessions) + self._pending >= self.limits.max_sessions:
             raise Overloaded(f"the server holds its maximum of {self.limits.max_sessions} sessions; retry later")
-        voice = self.registry.get(request.voice)
+        lookup = getattr(self.registry, "lookup", None) or self.registry.get  # lookup: reloads the voice store once
+        voice = lookup(request.voice)
         self.backend.admit(pending=self._pending)
         token = new_token()
         self._pending += 1

@@ -7,6 +7,10 @@ sessions' pipelines and runs them on its own engine thread; the server process
 keeps the sockets, the sessions' output queues and the statistics. Input audio
 goes down a pipe as mono float32; each engine pass comes back as one report.
 A session stays on the process that opened it (its state never moves).
+
+Voices: each process has its own registry. When a voice is erased, :meth:`ProcessBackend.unload_voice` asks
+every process to drop it and answer whether its weights are still alive; :meth:`~ProcessBackend.refresh_voices`
+has them follow the voice store; :meth:`~ProcessBackend.voices_loaded` asks what each one holds.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import numpy as np
 
 from rtvc.engine import Admission, EngineSettings, LoadMeter
 from rtvc.errors import EngineError
-from rtvc.session.backend import FailFn, FrameFn, record_pass
+from rtvc.session.backend import FailFn, FrameFn, UnloadReply, VoiceErased, record_pass
 from rtvc.session.build import StreamInfo, check_update
 from rtvc.session.limits import Limits
 from rtvc.session.queues import OutFrame
@@ -42,6 +46,9 @@ log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 60.0  # an engine process imports numpy, scipy and the voices before it is ready
 OPEN_TIMEOUT_S = 30.0
+# An engine process answers between two engine passes, and a pass may include loading a model (seconds on a busy
+# machine); the unload itself (a GC) takes well under a second.
+UNLOAD_TIMEOUT_S = 30.0
 
 
 class RemoteError(EngineError):
@@ -62,6 +69,7 @@ class _Proc:
         self.load = LoadMeter(settings.load_window_s)
         self.streams: dict[str, RemoteStream] = {}
         self.opening: dict[str, asyncio.Future] = {}
+        self.requests: dict[str, asyncio.Future] = {}  # unload / voices questions awaiting their answer
         self.queue_depth = 0
         self.alive = False
         self.reader: threading.Thread | None = None
@@ -242,7 +250,9 @@ class ProcessBackend:
 
     def _on_message(self, proc: _Proc, message: tuple) -> None:  # event loop
         kind = message[0]
-        if kind == "report":
+        if kind == "frames":
+            self._on_frames(proc, message[1])
+        elif kind == "report":
             self._on_report(proc, *message[1:])
         elif kind == "opened":
             future = proc.opening.get(message[1])
@@ -252,20 +262,27 @@ class ProcessBackend:
             future = proc.opening.get(message[1])
             if future is not None and not future.done():
                 future.set_exception(RemoteError(message[3], message[2]))
+        elif kind in ("unloaded", "voices"):
+            future = proc.requests.get(message[1])
+            if future is not None and not future.done():
+                future.set_result(message[2:])
 
     def _on_report(self, proc: _Proc, frames, failures, start, end, blocks_due, voice_calls, voice_blocks) -> None:
         proc.load.add(start, end)
         proc.queue_depth = blocks_due
         record_pass(self.metrics, start, end, voice_calls, voice_blocks)
+        self._on_frames(proc, frames)
+        for sid, code, text in failures:
+            stream = proc.streams.get(sid)
+            if stream is not None:
+                stream.on_fail(RemoteError(text, code))
+
+    def _on_frames(self, proc: _Proc, frames: list[tuple]) -> None:
         for sid, pcm, samples, first, disc, last, ready, arrival, compute_s, queued, dropped in frames:
             stream = proc.streams.get(sid)
             if stream is not None:
                 frame = OutFrame(pcm, samples, first, disc, last, ready, arrival, compute_s=compute_s)
                 stream._report(frame, queued, dropped)
-        for sid, code, text in failures:
-            stream = proc.streams.get(sid)
-            if stream is not None:
-                stream.on_fail(RemoteError(text, code))
 
     def _lost(self, proc: _Proc, exc: BaseException) -> None:  # event loop
         if not proc.alive:
@@ -274,11 +291,58 @@ class ProcessBackend:
         if not self._stopping:
             log.error("engine process %d is gone (%s); failing its %d session(s)", proc.index, exc, len(proc.streams))
         error = RemoteError("the engine process running this session stopped", "internal")
-        for future in proc.opening.values():
+        for future in [*proc.opening.values(), *proc.requests.values()]:
             if not future.done():
                 future.set_exception(error)
         for stream in list(proc.streams.values()):
             stream.on_fail(error)
+
+    # -- voice lifecycle: erasure and hot reload ------------------------------------------------------
+
+    async def _ask(self, proc: _Proc, verb: str, *args: Any, timeout_s: float) -> tuple | None:
+        """Send ``(verb, req, *args)`` and wait for the answer's fields; None if none came in time."""
+        req = secrets.token_hex(6)
+        future = self._loop.create_future()
+        proc.requests[req] = future
+        try:
+            self.send(proc, (verb, req, *args))
+            return await asyncio.wait_for(future, timeout_s)
+        except (TimeoutError, RemoteError):
+            return None
+        finally:
+            proc.requests.pop(req, None)
+
+    async def unload_voice(self, name: str, *, timeout_s: float = UNLOAD_TIMEOUT_S) -> list[UnloadReply]:
+        """Every running engine process drops voice ``name`` (streams, registry entry, weights) and says whether
+        it still holds it; a process that does not answer in time counts as still holding it."""
+        alive = [p for p in self._procs if p.alive]
+        answers = await asyncio.gather(*(self._ask(p, "unload", name, timeout_s=timeout_s) for p in alive))
+        replies = []
+        for proc, answer in zip(alive, answers, strict=True):
+            where = f"engine process {proc.index} (pid {proc.process.pid})"
+            if answer is None:
+                replies.append(UnloadReply(where, answered=False, still_loaded=True, sessions_closed=0))
+                continue
+            _, still_loaded, closed = answer
+            for sid in closed:  # sessions the server had not ended yet: they end now, without their voice
+                stream = proc.streams.pop(sid, None)
+                if stream is not None:
+                    stream.on_fail(VoiceErased(f"voice {name!r} was erased"))
+            replies.append(UnloadReply(where, answered=True, still_loaded=bool(still_loaded),
+                                       sessions_closed=len(closed)))
+        return replies
+
+    async def voices_loaded(self, *, timeout_s: float = UNLOAD_TIMEOUT_S) -> list[dict[str, Any] | None]:
+        """Per engine process: ``{"registered", "loaded", "streams"}`` voice names (None: no answer)."""
+        alive = [p for p in self._procs if p.alive]
+        answers = await asyncio.gather(*(self._ask(p, "voices", timeout_s=timeout_s) for p in alive))
+        return [None if answer is None else answer[0] for answer in answers]
+
+    def refresh_voices(self) -> None:
+        """Event loop: the voice store changed; every engine process follows it."""
+        for proc in self._procs:
+            if proc.alive:
+                self.send(proc, ("refresh",))
 
     # -- measurements ---------------------------------------------------------------------------------
 

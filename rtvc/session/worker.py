@@ -11,11 +11,19 @@ Messages from the server (tuples, first item the verb)::
     ("update", sid, params)        already validated by the server
     ("end", sid)                   no more input: flush the tail
     ("close", sid)                 forget the session now
+    ("unload", req, voice)         erased: drop the voice's streams, registry entry and weights, verify (after a GC)
+                                   -> ("unloaded", req, voice, still_loaded, closed_sids)
+    ("voices", req)                -> ("voices", req, {"registered": [...], "loaded": [...], "streams": [...]})
+    ("refresh",)                   the voice store changed: follow it (new, replaced and erased voices)
     ("stop",)
+
+An ``open`` naming a voice this process does not know reloads the voice store once before it fails, so voices
+imported while the server runs stream without a restart.
 
 To the server, once per engine pass::
 
     ("report", frames, failures, start, end, blocks_due, voice_calls, voice_blocks)
+    ("frames", frames)             blocks finished early in a long pass (see EngineSettings.handoff_ms)
     frames:   [(sid, pcm, samples, start_sample, discontinuity, last, ready, arrival, compute_s,
                 queued_in_samples, dropped_in_total), ...]
     failures: [(sid, code, message), ...]
@@ -57,7 +65,7 @@ class _Worker:
         self.streams: dict[str, tuple[SessionStream, Any]] = {}
         self.engine = Engine(EngineSettings(mode="thread", workers=1))
         self.handlers = {"open": self.open, "audio": self.audio, "update": self.update, "end": self.end,
-                         "close": self.close}
+                         "close": self.close, "unload": self.unload, "voices": self.voices, "refresh": self.refresh}
 
     def run(self) -> None:
         gc.freeze()  # the voices and libraries stay for the process's life: no full-GC pauses over them
@@ -66,7 +74,7 @@ class _Worker:
             while True:
                 if not self._drain():
                     return
-                report, retry = self.engine.step()
+                report, retry = self.engine.step(handoff=self._send_frames)
                 if report is not None:
                     self._send_report(report)
                     continue  # more blocks may be due; commands are read again first
@@ -84,12 +92,11 @@ class _Worker:
             self.handlers[message[0]](*message[1:])
         return True
 
+    def _send_frames(self, report: PassReport) -> None:
+        self.conn.send(("frames", _frames(report)))
+
     def _send_report(self, report: PassReport) -> None:
-        frames = [
-            (h.key, f.pcm, f.samples, f.start_sample, f.discontinuity, f.last, f.ready, f.arrival, f.compute_s,
-             len(h.task.queue), h.task.dropped)
-            for h, f in report.outputs
-        ]
+        frames = _frames(report)
         failures = [(h.key, getattr(exc, "code", "internal"), _describe(exc)) for h, exc in report.failures]
         self.conn.send(("report", frames, failures, report.start, report.end, report.blocks_due, report.voice_calls,
                         report.voice_blocks))
@@ -97,7 +104,7 @@ class _Worker:
     def open(self, sid: str, request_json: dict, token: int | None) -> None:
         try:
             request = StartRequest.from_json(request_json)
-            stream, info = build_stream(self.registry.get(request.voice), request, config=self.config,
+            stream, info = build_stream(self.registry.lookup(request.voice), request, config=self.config,
                                         limits=self.limits, data_dir=self.data_dir, watermark_token=token)
         except Exception as exc:
             self.conn.send(("open_failed", sid, getattr(exc, "code", "internal"), _describe(exc)))
@@ -126,6 +133,30 @@ class _Worker:
         if entry is not None:
             Engine.remove(entry[1])
 
+    # -- voice lifecycle (rare; never on the audio path) -----------------------------------------------------
+
+    def unload(self, req: str, name: str) -> None:
+        closed = [sid for sid, (stream, _) in self.streams.items() if stream.voice.name == name]
+        for sid in closed:  # the server ends these sessions first; any left over must not keep the weights
+            Engine.remove(self.streams.pop(sid)[1])
+        still_loaded = self.registry.unload(name)
+        self.conn.send(("unloaded", req, name, still_loaded, closed))
+
+    def voices(self, req: str) -> None:
+        self.conn.send(("voices", req, {"registered": self.registry.names(), "loaded": self.registry.loaded(),
+                                        "streams": sorted({s.voice.name for s, _ in self.streams.values()})}))
+
+    def refresh(self) -> None:
+        try:
+            self.registry.refresh()
+        except Exception:  # a broken store must not stop the sessions running here
+            log.exception("engine process: voice store refresh failed")
+
+
+def _frames(report: PassReport) -> list[tuple]:
+    return [(h.key, f.pcm, f.samples, f.start_sample, f.discontinuity, f.last, f.ready, f.arrival, f.compute_s,
+             len(h.task.queue), h.task.dropped) for h, f in report.outputs]
+
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, RtvcError):
@@ -137,4 +168,7 @@ def _describe(exc: BaseException) -> str:
 def worker_main(conn: Connection, config: Mapping[str, Any], limits: Limits, data_dir: str) -> None:
     """Entry point of an engine process (spawned by :class:`rtvc.session.procs.ProcessBackend`)."""
     logging.basicConfig(level=logging.WARNING, format="rtvc-engine %(process)d %(levelname)s %(message)s")
+    from rtvc.voices.dsp.iir import preload
+
+    preload()  # the DSP voices' filters: imported now, not in the first session's first block
     _Worker(conn, config, limits, Path(data_dir)).run()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from rtvc.errors import ModelLoadError, ParamError, UnknownVoice
 
-__all__ = ["StoredFile", "StoredVoice", "VoiceStore", "sha256_of"]
+__all__ = ["SHARED_ROLES", "StoredFile", "StoredVoice", "VoiceStore", "sha256_of", "voice_files"]
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 FILE_ROLES = ("model", "content", "pitch_model", "index")
@@ -175,3 +175,23 @@ class VoiceStore:
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
         os.replace(tmp, path)
+
+
+SHARED_ROLES = ("content", "pitch_model")  # the content encoder and pitch model serve every voice: never erased
+
+
+def voice_files(data_dir: Path, name: str) -> list[Path]:
+    """Everything in the voice store derived from voice ``name``: its record, model and index (unless another
+    voice shares the same file) and its ONNX export. The shared content encoder and pitch model are kept."""
+    store = VoiceStore(data_dir)
+    record_path = store.root / f"{name}.json"
+    if not record_path.is_file():
+        return []
+    record = store.get(name)
+    others = {f.sha256 for other in store.list() if other.name != name for f in other.files.values()}
+    paths: list[Path] = [record_path]
+    for role, stored in record.files.items():
+        if role not in SHARED_ROLES and stored.sha256 not in others:
+            paths.append(store.root / "files" / stored.sha256)
+            paths.append(store.root / "onnx" / f"{stored.sha256}.synth.onnx")
+    return [p for p in paths if p.exists() or p.is_symlink()]

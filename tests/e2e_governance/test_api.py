@@ -4,13 +4,34 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import io
 
 import httpx
+import numpy as np
 import pytest
+import soundfile as sf
 
 from rtvc.governance import LOCAL_ADMIN
+from rtvc.server.admin_api import MAX_STATEMENT_AUDIO_B64
 from tests.e2e_governance.world import revoked_at_s, stream_ws_until_ended, ws_start
 from tests.webrtc.loopback_peer import wait_until
+
+_OK = {"voice": "alice", "statement": "ok", "purposes": ["research"]}
+
+
+def spoken_statement(seconds: float = 0.5) -> bytes:
+    """A small real WAV file (a tone standing in for the owner reading the statement)."""
+    t = np.arange(int(16000 * seconds)) / 16000
+    buffer = io.BytesIO()
+    sf.write(buffer, (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), 16000, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def statements(world) -> set[str]:
+    folder = world.data / "consent-statements"
+    return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
 
 
 def api(world, method, path, key, **kwargs) -> httpx.Response:
@@ -85,6 +106,10 @@ def test_revocation_over_http_ends_the_live_session(world):
          "valid_until"),
         ("/v1/grants", {"voice": "alice", "statement": "ok", "purposes": ["research"],
                         "valid_until": "2001-01-01T00:00:00Z"}, "valid_until"),
+        ("/v1/grants", {**_OK, "statement_audio": "not base64!"}, "base64"),
+        ("/v1/grants", {**_OK, "statement_audio": base64.b64encode(b"RIFF but not audio" * 10).decode()}, "audio"),
+        ("/v1/grants", {**_OK, "statement_audio": 5}, "statement_audio"),
+        ("/v1/grants", {**_OK, "statement_audio": "A" * (MAX_STATEMENT_AUDIO_B64 + 4)}, "statement_audio"),
         ("/v1/keys", {"role": "root"}, "role"),
         ("/v1/keys", {"role": "client", "name": 7}, "name"),
         ("/v1/keys", {"role": "client", "name": "n" * 65}, "name"),
@@ -93,18 +118,62 @@ def test_revocation_over_http_ends_the_live_session(world):
 def test_bad_bodies_get_a_4xx_with_a_clear_message_and_change_nothing(world, path, body, fragment):
     admin = world.server.admin_key
     asyncio.run(wait_until(lambda: not world.gov.sessions.live()))  # earlier sessions' ends are recorded
-    before = world.gov.audit.head()
+    before, files = world.gov.audit.head(), statements(world)
     response = api(world, "POST", path, admin, json=body)
     assert 400 <= response.status_code < 500, response.text
     error = response.json()
     assert error["type"] == "error" and error["code"] == "bad_request" and fragment in error["message"], error
-    assert world.gov.audit.head() == before  # nothing written
+    assert world.gov.audit.head() == before and statements(world) == files  # nothing written
+
+
+def test_a_grant_over_http_keeps_the_recorded_statement_with_its_sha256(world):
+    owner, other, client = world.owner[0], world.other_owner[0], world.clients["app-a"][0]
+    audio = spoken_statement()
+    made = api(world, "POST", "/v1/grants", owner, json={
+        "voice": "dave", "statement": "I, Dave, allow research use of my voice.", "purposes": ["research"],
+        "statement_audio": base64.b64encode(audio).decode()})
+    assert made.status_code == 201, made.text
+    grant = made.json()
+    assert grant["audio_sha256"] == hashlib.sha256(audio).hexdigest()
+    stored = world.data / "consent-statements" / f"{grant['grant_id']}.wav"
+    assert stored.read_bytes() == audio and stored.stat().st_mode & 0o777 == 0o600
+    created = world.gov.audit.query(LOCAL_ADMIN, grant_id=grant["grant_id"], event="grant.created")
+    assert created[0].data["audio_sha256"] == grant["audio_sha256"]  # the audit row keeps the hash, never the audio
+
+    path = f"/v1/grants/{grant['grant_id']}/statement-audio"
+    fetched = api(world, "GET", path, owner)
+    assert fetched.status_code == 200 and fetched.content == audio
+    assert fetched.headers["content-type"] == "audio/wav" and fetched.headers["x-rtvc-sha256"] == grant["audio_sha256"]
+    assert api(world, "GET", path, world.auditor[0]).content == audio
+    assert api(world, "GET", path, other).status_code == 404  # another owner's grant is not theirs to see
+    assert api(world, "GET", path, client).status_code == 403
+
+
+def test_erasing_the_voice_deletes_its_recorded_statements_and_keeps_their_hashes(world):
+    owner = world.owner[0]
+    audio = spoken_statement(0.3)
+    made = api(world, "POST", "/v1/grants", owner, json={
+        "voice": "carol", "statement": "Carol allows dubbing.", "purposes": ["dubbing"],
+        "statement_audio": base64.b64encode(audio).decode()}).json()
+    stored = world.data / "consent-statements" / f"{made['grant_id']}.wav"
+    assert stored.is_file()
+    erased = api(world, "DELETE", "/v1/voices/carol", owner)
+    assert erased.status_code == 200 and erased.json()["verified"] is True, erased.text
+    assert not stored.exists()
+    fetched = api(world, "GET", f"/v1/grants/{made['grant_id']}/statement-audio", owner)
+    assert fetched.status_code == 404 and "sha256 remains" in fetched.json()["message"]
+    kept = api(world, "GET", f"/v1/grants/{made['grant_id']}", owner).json()
+    assert kept["audio_sha256"] == hashlib.sha256(audio).hexdigest() and kept["statement"] == "Carol allows dubbing."
+    assert kept["status"] == "revoked" and kept["revoke_reason"] == "voice erased"
 
 
 def test_the_openapi_spec_describes_the_governance_api(world):
     spec = httpx.get(world.server.http + "/openapi.json").json()
     for path in ("/v1/keys", "/v1/keys/{key_id}", "/v1/voices/owned", "/v1/grants", "/v1/grants/{grant_id}",
-                 "/v1/sessions/{session_id}", "/v1/audit", "/v1/audit/verify", "/v1/detect"):
+                 "/v1/grants/{grant_id}/statement-audio", "/v1/sessions/{session_id}", "/v1/audit",
+                 "/v1/audit/verify", "/v1/detect"):
         assert path in spec["paths"], path
     grant = spec["components"]["schemas"]["GrantCreate"]
     assert grant["properties"]["statement"]["maxLength"] == 10_000
+    audio = grant["properties"]["statement_audio"]["anyOf"][0]
+    assert audio["maxLength"] == MAX_STATEMENT_AUDIO_B64 and "base64" in audio["description"]

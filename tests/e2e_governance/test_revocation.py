@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from rtvc.governance import LOCAL_ADMIN
-from rtvc.server.governance import voice_files
+from rtvc.voices.store import voice_files
 from tests.e2e_governance.world import revoked_at_s, stream_ws_until_ended, webrtc_offer, ws_start
 from tests.webrtc.loopback_peer import LoopbackPeer, wait_until
 
@@ -60,6 +60,11 @@ def test_cli_revocation_ends_ws_and_webrtc_sessions_within_a_second_and_erases_t
     assert "bob" not in world.server.ctx.registry
     erased = world.gov.audit.query(LOCAL_ADMIN, voice="bob", event="voice.erased")
     assert len(erased) == 1 and erased[0].data["verified"] is True and erased[0].data["files_removed"] >= 2
+    # the thread engine's weights lived in the server's own registry: gone too, and the server says so
+    asyncio.run(wait_until(lambda: world.gov.audit.query(LOCAL_ADMIN, voice="bob", event="voice.unloaded")))
+    [unloaded] = world.gov.audit.query(LOCAL_ADMIN, voice="bob", event="voice.unloaded")
+    assert unloaded.data["verified"] is True and unloaded.data["processes"] == 1  # the engine threads
+    assert "bob" not in world.server.ctx.registry.loaded()
     ends = world.gov.audit.query(LOCAL_ADMIN, voice="bob", event="session.ended")
     assert sorted(row.data["reason"] for row in ends) == ["grant_revoked", "grant_revoked"]
     assert all(row.data["converted_ms"] > 0 for row in ends)

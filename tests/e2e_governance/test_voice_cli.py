@@ -9,13 +9,13 @@ import torch
 
 from rtvc import cli as rtvc_cli
 from rtvc.governance import LOCAL_ADMIN, GovernanceStore
-from rtvc.server.governance import voice_files
 from rtvc.voices.rvc.synthetic import (
     random_hubert_weights,
     tiny_hubert_config,
     write_fairseq_checkpoint,
     write_random_pth,
 )
+from rtvc.voices.store import voice_files
 
 torch.set_num_threads(1)
 
@@ -50,6 +50,7 @@ def test_import_with_an_owner_then_erase(tmp_path, capsys):
     assert rtvc_cli.main(["voices", "erase", "zoe", "--json", "--data-dir", data]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["files_removed"] >= 2 and len(report["grants_revoked"]) == 1 and report["leftovers"] == []
+    assert report["servers"] == [] and report["files_left"] == []  # no server runs here: nothing else to confirm
     assert not any(path.exists() for path in files)
     assert (tmp_path / "data" / "voices" / "files").is_dir() and any((tmp_path / "data" / "voices" / "files").iterdir())
     gov = GovernanceStore.open(data)

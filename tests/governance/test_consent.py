@@ -105,13 +105,35 @@ def test_a_failing_hook_does_not_stop_the_others(store, people, voice):
     assert seen == [made.grant_id]
 
 
-def test_the_closest_grant_decides_the_code(store, people, voice):
+def test_a_grant_covering_the_use_decides_the_code_then_the_closest(store, people, voice):
     old = grant(store, people.owner, purposes=["dubbing"])
     store.grants.revoke(people.owner, old.grant_id)
     grant(store, people.owner, purposes=["research"])
-    with pytest.raises(PurposeNotAllowed):  # a live grant for another purpose beats a revoked one for this
+    with pytest.raises(GrantRevoked) as refused:  # consent for dubbing was given and withdrawn: that is the answer
         store.grants.check(voice, "dubbing", people.client)
+    assert refused.value.grant_id == old.grant_id
     assert store.grants.check(voice, "research", people.client)
+    with pytest.raises(PurposeNotAllowed):  # nothing ever covered accessibility: the live grant came closest
+        store.grants.check(voice, "accessibility", people.client)
+
+
+def test_a_revoked_grant_for_one_client_refuses_it_while_another_clients_grant_keeps_the_voice(store, people, voice):
+    mine = grant(store, people.owner, clients=[people.client.id])
+    grant(store, people.owner, clients=[people.other_client.id])
+    store.grants.revoke(people.owner, mine.grant_id)
+    with pytest.raises(GrantRevoked):
+        store.grants.check(voice, "game_character", people.client)
+    assert store.grants.check(voice, "game_character", people.other_client)
+    assert store.grants.active_count(voice) == 1
+
+
+def test_among_grants_covering_the_use_an_unrevoked_one_decides(store, people, voice):
+    expired = grant(store, people.owner, valid_until=NOW + HOUR)
+    revoked = grant(store, people.owner)  # newer, but revoked: the expiry is the closer truth
+    store.grants.revoke(people.owner, revoked.grant_id)
+    with pytest.raises(GrantExpired) as refused:
+        store.grants.check(voice, "game_character", people.client, now=NOW + 2 * HOUR)
+    assert refused.value.grant_id == expired.grant_id
 
 
 def test_client_and_auditor_cannot_grant(store, people, voice):

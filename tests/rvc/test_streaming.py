@@ -56,7 +56,9 @@ def _reference_outputs(voice: RVCVoice, stream, x: np.ndarray, n_blocks: int, pa
         noise = SynthNoise.draw(1, model.synth.config.inter_channels, frames, model.synth.hop, nsf=True,
                                 generator=generator)
         job = RenderJob(window16, f0, noise, stream.skip_head, stream.return_length, pitch=params["pitch"],
-                        formant=params.get("formant", 0.0), decoder_margin=voice.decoder_margin_frames)
+                        formant=params.get("formant", 0.0), decoder_margin=voice.decoder_margin_frames,
+                        rms_mix_rate=params["rms_mix_rate"], protect=params["protect"],
+                        index_rate=params.get("index_rate", 0.0))
         out.append(render_window(model, job))
     return out
 

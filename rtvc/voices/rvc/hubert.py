@@ -11,6 +11,7 @@ positional convolution with weight norm, LayerNorm, then post-LN transformer lay
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -153,20 +154,33 @@ class ContentEncoder(nn.Module):
 
     def forward(self, wave: torch.Tensor, output_layer: int | None = None, *, project: bool = False) -> torch.Tensor:
         """Hidden state after ``output_layer`` layers (1-based, default all); ``project`` applies final_proj."""
-        n_layers = len(self.encoder.layers) if output_layer is None else output_layer
-        if not 1 <= n_layers <= len(self.encoder.layers):
-            raise ValueError(f"output_layer must be in 1..{len(self.encoder.layers)}, got {output_layer}")
+        layer = len(self.encoder.layers) if output_layer is None else output_layer
+        (x,) = self.hidden_states(wave, (layer,))
+        return self.project(x) if project else x
+
+    def hidden_states(self, wave: torch.Tensor, layers: Sequence[int]) -> list[torch.Tensor]:
+        """One pass up to the deepest of ``layers`` (1-based); the hidden state after each, in order.
+
+        Voices sharing this encoder may need different layers (v1: 9, v2: 12): one batch serves both.
+        """
+        if not layers or not all(1 <= n <= len(self.encoder.layers) for n in layers):
+            raise ValueError(f"output layers must be in 1..{len(self.encoder.layers)}, got {list(layers)}")
         x = self.feature_extractor(wave).transpose(1, 2)
         x = self.post_extract_proj(self.layer_norm(x))
         x = x + self.encoder.pos_conv[0](x.transpose(1, 2)).transpose(1, 2)
         x = self.encoder.layer_norm(x)
-        for layer in self.encoder.layers[:n_layers]:
+        states = {}
+        for i, layer in enumerate(self.encoder.layers[:max(layers)], start=1):
             x = layer(x)
-        if project:
-            if not self.cfg.final_dim:
-                raise ValueError("this content encoder has no final_proj (v1 voices need one)")
-            x = self.final_proj(x)
-        return x
+            if i in layers:
+                states[i] = x
+        return [states[n] for n in layers]
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """``final_proj`` (768 -> 256), which v1 voices apply after layer 9."""
+        if not self.cfg.final_dim:
+            raise ValueError("this content encoder has no final_proj (v1 voices need one)")
+        return self.final_proj(x)
 
     @staticmethod
     def frames(samples: int) -> int:

@@ -169,6 +169,8 @@ def onnx_paths(root: Path, model_sha: str, content_sha: str, layer: int, project
 
 def export_voice(model: RvcModel, root: Path, model_sha: str, content_sha: str) -> tuple[Path, Path]:
     """Export both graphs of a loaded voice into ``root/onnx`` (content graphs are shared by digest)."""
+    if not isinstance(model.synth, Synthesizer):  # imported from a user's ONNX export: it already runs on ORT
+        raise ModelLoadError(f"{model.file.path} is an ONNX export already; it runs on onnxruntime as imported")
     project = model.file.version == "v1"
     synth_path, content_path = onnx_paths(root, model_sha, content_sha, model.output_layer, project)
     export_synthesizer(model.synth, synth_path)

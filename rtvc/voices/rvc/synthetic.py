@@ -22,7 +22,7 @@ from rtvc.voices.rvc.synthesizer import Synthesizer
 
 __all__ = [
     "random_hubert_weights", "random_webui_weights", "tiny_config", "tiny_hubert_config", "write_fairseq_checkpoint",
-    "write_random_pth",
+    "write_random_fcpe", "write_random_pth",
 ]
 
 
@@ -180,3 +180,31 @@ def write_fairseq_checkpoint(path: str | Path, cfg: HubertConfig, weights: dict[
             "last_optimizer_state": None,
         }
         torch.save(state, str(path))
+
+
+def write_random_fcpe(path: str | Path, *, hidden: int = 32, n_layers: int = 2, seed: int = 0) -> None:
+    """A torchfcpe ``CFNaiveMelPE`` checkpoint (conv_only) shaped like the wheel's ``fcpe_c_v001.pt``.
+
+    The bundled file is ``{"global_step", "model", "config_dict"}`` with 512 hidden channels and
+    6 layers; tests use small widths with the same key names and the same config schema.
+    """
+    from rtvc.voices.rvc.fcpe_net import FcpeNet
+
+    torch.manual_seed(seed)
+    net = FcpeNet(hidden=hidden, n_layers=n_layers)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.endswith("weight_g"):
+                p.uniform_(0.5, 1.5)
+            elif p.dim() > 1:
+                p.normal_(0.0, 1.0 / p[0].numel() ** 0.5)
+            else:
+                p.normal_(0.0, 0.1) if name.endswith("bias") else p.uniform_(0.8, 1.2)
+    config = {
+        "mel": {"sr": 16000, "num_mels": 128, "n_fft": 1024, "win_size": 1024, "hop_size": 160, "fmin": 0,
+                "fmax": 8000},
+        "model": {"type": "CFNaiveMelPE", "out_dims": 360, "hidden_dims": hidden, "n_layers": n_layers,
+                  "n_heads": 8, "f0_min": 32.7, "f0_max": 1975.5, "use_fa_norm": True, "residual_dropout": 0.1,
+                  "attention_dropout": 0.1, "conv_only": True},
+    }
+    torch.save({"global_step": 1, "model": net.state_dict(), "config_dict": config}, str(path))
