@@ -63,7 +63,7 @@ def build_stream(voice: Voice, request: StartRequest, *, config: Mapping[str, An
         postprocess=postprocess,
         gate_db=float(pipeline_config.get("gate_db", -60.0)),
         max_buffer_ms=max(100.0, 2 * limits.max_block_ms),  # the session queue bounds input; this never fills
-        default_block_ms=float(pipeline_config.get("block_ms", 10.0)),
+        default_block_ms=float(pipeline_config.get("block_ms", 20.0)),
     )
     stream = SessionStream(pipeline, input_queue_ms=limits.input_queue_ms, realtime_lead_ms=limits.realtime_lead_ms)
     info = StreamInfo(

@@ -25,7 +25,7 @@ def _streams(tmp_path: Path, voice: str, count: int):
     streams = []
     for _ in range(count):
         request = StartRequest.from_json({"type": "session.start", "voice": voice, "purpose": "research",
-                                          "input": FMT, "output": FMT, "params": {}})
+                                          "input": FMT, "output": FMT, "params": {}, "block_ms": 10.0})
         stream, _ = build_stream(registry.get(voice), request, config=config, limits=Limits(), data_dir=tmp_path,
                                  watermark_token=None)
         stream.push((0.1 * rng.standard_normal(RATE // 50)).astype(np.float32), time.perf_counter() - 1.0)
