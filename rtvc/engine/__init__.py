@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rtvc.engine.engine import Admission, Engine, EngineTask, Handle, PassReport
-from rtvc.engine.load import LoadMeter, predicted_load
+from rtvc.engine.engine import Engine, EngineTask, Handle, PassReport
+from rtvc.engine.load import Admission, LoadMeter, predicted_load
 from rtvc.engine.settings import EngineSettings
 
 __all__ = ["Admission", "Engine", "EngineSettings", "EngineTask", "Handle", "LoadMeter", "PassReport", "predicted_load"]

@@ -22,22 +22,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from rtvc.engine.load import LoadMeter, predicted_load
+from rtvc.engine.load import Admission, LoadMeter
 from rtvc.engine.settings import EngineSettings
-from rtvc.errors import Overloaded
 from rtvc.pipeline import BlockJob
 from rtvc.voices.base import Voice
 
 if TYPE_CHECKING:
     from rtvc.session.queues import OutFrame
 
-__all__ = ["Admission", "Engine", "EngineTask", "Handle", "PassReport"]
+__all__ = ["Engine", "EngineTask", "Handle", "PassReport"]
 
 log = logging.getLogger(__name__)
 
@@ -209,34 +208,6 @@ class _Worker:
                 self.handles.remove(handle)
 
 
-class Admission:
-    """The admission rule over a set of load meters and per-session start times."""
-
-    def __init__(self, settings: EngineSettings) -> None:
-        self.settings = settings
-        self._per_session: float | None = None  # last measured load per session: a prior for new bursts
-
-    def check(self, meters: Sequence[LoadMeter], added: Sequence[float], *, pending: int = 0) -> None:
-        """Raise Overloaded if one more session would push the predicted load over ``max_load``."""
-        now = time.perf_counter()
-        busy = sum(m.busy_fraction(now) for m in meters) / max(1, len(meters))
-        measured = sum(1 for t in added if now - t >= self.settings.load_window_s)
-        if measured:
-            self._per_session = busy / measured
-        sessions = len(added) + pending
-        if measured:
-            predicted = predicted_load(busy, sessions=sessions, measured=measured)
-        elif self._per_session is not None:  # a burst of new sessions: use what sessions cost before
-            predicted = busy + self._per_session * (sessions + 1)
-        else:
-            predicted = busy
-        if predicted > self.settings.max_load:
-            raise Overloaded(
-                f"the engine is at {busy:.0%} load with {len(added)} session(s); one more would reach about "
-                f"{predicted:.0%} (limit {self.settings.max_load:.0%}); retry later"
-            )
-
-
 class Engine:
     """Runs tasks on ``settings.workers`` threads and hands each pass's results to ``dispatch``.
 
@@ -248,7 +219,7 @@ class Engine:
         self.settings = settings or EngineSettings()
         self.dispatch = dispatch or (lambda report: None)
         self.stopping = False
-        self.admission = Admission(self.settings)
+        self.admission = Admission(max_load=self.settings.max_load, window_s=self.settings.load_window_s)
         self._workers = [_Worker(i, self) for i in range(self.settings.workers)]
         self._started = False
 
@@ -290,8 +261,7 @@ class Engine:
             handle.worker.wake.set()
 
     def admit(self, *, pending: int = 0) -> None:
-        self.admission.check([w.load for w in self._workers],
-                             [h.added for w in self._workers for h in w.handles], pending=pending)
+        self.admission.check([w.load for w in self._workers], self.session_count(), pending=pending)
 
     def load(self, now: float | None = None) -> float:
         """Mean busy fraction of the workers over the load window (0..1)."""

@@ -24,7 +24,8 @@ from rtvc.session.request import StartRequest
 from rtvc.session.stream import SessionStream
 from rtvc.voices.base import Voice
 
-__all__ = ["Backend", "LocalBackend", "StreamHandle", "UnloadReply", "VoiceErased", "make_backend", "record_pass"]
+__all__ = ["Backend", "LocalBackend", "StreamHandle", "UnloadReply", "VoiceErased", "audio_seconds", "make_backend",
+           "record_pass"]
 
 FrameFn = Callable[[OutFrame], None]
 FailFn = Callable[[BaseException], None]
@@ -89,6 +90,11 @@ class Backend(Protocol):
     async def unload_voice(self, name: str) -> list[UnloadReply]: ...
 
     def refresh_voices(self) -> None: ...
+
+
+def audio_seconds(info: StreamInfo, samples: int) -> float:
+    """Duration of ``samples`` output samples of a stream (for the engine's real-time factor)."""
+    return samples * info.block_ms / (1000.0 * info.block_out)
 
 
 def record_pass(metrics: Any, start: float, end: float, voice_calls: int, voice_blocks: int) -> None:
@@ -202,6 +208,7 @@ class LocalBackend:
         if not report.partial:
             record_pass(self.metrics, report.start, report.end, report.voice_calls, report.voice_blocks)
         for handle, frame in report.outputs:
+            self.engine.admission.converted(audio_seconds(handle.key.info, frame.samples))
             handle.key.on_frame(frame)
         for handle, exc in report.failures:
             handle.key.on_fail(exc)

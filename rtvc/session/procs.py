@@ -32,7 +32,7 @@ import numpy as np
 
 from rtvc.engine import Admission, EngineSettings, LoadMeter
 from rtvc.errors import EngineError
-from rtvc.session.backend import FailFn, FrameFn, UnloadReply, VoiceErased, record_pass
+from rtvc.session.backend import FailFn, FrameFn, UnloadReply, VoiceErased, audio_seconds, record_pass
 from rtvc.session.build import StreamInfo, check_update
 from rtvc.session.limits import Limits
 from rtvc.session.queues import OutFrame
@@ -150,7 +150,7 @@ class ProcessBackend:
         self.metrics = metrics
         self._config, self._limits, self._data_dir = config, limits, data_dir
         self._procs = [_Proc(i, settings) for i in range(settings.workers)]
-        self._admission = Admission(settings)
+        self._admission = Admission(max_load=settings.max_load, window_s=settings.load_window_s)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
 
@@ -199,8 +199,7 @@ class ProcessBackend:
         alive = [p for p in self._procs if p.alive]
         if not alive:
             raise EngineError("no engine process is running")
-        self._admission.check([p.load for p in alive], [s.added for p in alive for s in p.streams.values()],
-                              pending=pending)
+        self._admission.check([p.load for p in alive], sum(len(p.streams) for p in alive), pending=pending)
 
     async def open(self, voice: Voice, request: StartRequest, *, watermark_token: int | None) -> RemoteStream:
         alive = [p for p in self._procs if p.alive]
@@ -282,6 +281,7 @@ class ProcessBackend:
             stream = proc.streams.get(sid)
             if stream is not None:
                 frame = OutFrame(pcm, samples, first, disc, last, ready, arrival, compute_s=compute_s)
+                self._admission.converted(audio_seconds(stream.info, samples))
                 stream._report(frame, queued, dropped)
 
     def _lost(self, proc: _Proc, exc: BaseException) -> None:  # event loop

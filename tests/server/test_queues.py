@@ -1,9 +1,12 @@
 """Bounded session queues: drop-oldest accounting, timeline skips, output merging."""
 
+import time
+
 import numpy as np
 import pytest
 
-from rtvc.engine.load import LoadMeter, predicted_load
+from rtvc.engine.load import Admission, LoadMeter, predicted_load
+from rtvc.errors import Overloaded
 from rtvc.session.queues import InputQueue, OutFrame, OutputQueue
 
 
@@ -90,3 +93,46 @@ def test_load_meter_and_prediction():
     assert meter.busy_fraction(now=12.5) == 0.0
     assert predicted_load(0.4, sessions=4, measured=4) == pytest.approx(0.5)
     assert predicted_load(0.4, sessions=4, measured=0) == 0.4
+
+
+def _busy_meter(fraction: float, until: float, window_s: float = 2.0, since: float | None = None) -> LoadMeter:
+    meter = LoadMeter(window_s)
+    step = 0.01
+    t = until - window_s if since is None else since
+    while t < until - 1e-9:  # busy `fraction` of every 10 ms from `since` (default: the whole window)
+        meter.add(t, t + step * fraction)
+        t += step
+    return meter
+
+
+def test_admission_prices_a_burst_of_new_sessions_from_their_first_seconds():
+    admission = Admission(max_load=0.8, window_s=2.0)
+    now = time.perf_counter()
+    # 10 sessions opened 0.5 s ago keep a worker fully busy: 5 s of audio in 0.5 s of work, so 0.1 each
+    ten = _busy_meter(1.0, now, since=now - 0.5)
+    admission.converted(5.0)
+    with pytest.raises(Overloaded, match="one more would reach about 110%"):
+        admission.check([ten], 10)
+    admission.check([ten], 6)  # 7 x 10 % = 70 %: admitted
+
+
+def test_admission_is_not_fooled_by_a_session_sending_faster_than_real_time():
+    admission = Admission(max_load=0.8, window_s=2.0)
+    now = time.perf_counter()
+    busy = _busy_meter(0.5, now)  # one file converted as fast as allowed: 1 s of work for 20 s of audio
+    admission.converted(20.0)
+    admission.check([busy], 1)  # a real-time session costs 5 %: room for more
+    with pytest.raises(Overloaded):
+        admission.check([busy], 16)  # 17 x 5 % = 85 %
+
+
+def test_admission_remembers_the_cost_for_the_next_burst():
+    admission = Admission(max_load=0.8, window_s=2.0)
+    now = time.perf_counter()
+    admission.audio.add(16.0, at=now - 1.9)  # 8 real-time sessions over the window at 20 % load: 2.5 % each
+    admission.check([_busy_meter(0.2, now)], 8)
+    time.sleep(0.15)  # that audio leaves the window
+    idle = LoadMeter(2.0)  # later: nothing running, nothing converted lately, a burst arrives
+    admission.check([idle], 30)  # 31 x 2.5 % = 78 %
+    with pytest.raises(Overloaded):
+        admission.check([idle], 32)
