@@ -13,7 +13,7 @@ __all__ = ["DEFAULT_ENGINE", "EngineSettings", "check_positive", "read_table"]
 DEFAULT_ENGINE: dict[str, Any] = {
     "mode": "process",  # "process": engine processes (true parallelism); "thread": threads in the server process
     "workers": 2,  # engine processes (or threads); a session stays on one
-    "max_load": 0.75,  # refuse new sessions when the predicted engine busy fraction exceeds this
+    "max_load": 0.65,  # refuse new sessions when the predicted engine busy fraction exceeds this
     "load_window_s": 2.0,  # window over which the engine busy fraction is measured, s
     "handoff_ms": 1.0,  # blocks finished this long before their pass ends are handed out without waiting for it, ms
 }
