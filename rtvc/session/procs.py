@@ -45,6 +45,7 @@ __all__ = ["ProcessBackend", "RemoteError", "RemoteStream"]
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 60.0  # an engine process imports numpy, scipy and the voices before it is ready
+RESTARTS_PER_MINUTE = 5  # an engine process that keeps dying is left dead (its cause needs a person)
 OPEN_TIMEOUT_S = 30.0
 # An engine process answers between two engine passes, and a pass may include loading a model (seconds on a busy
 # machine); the unload itself (a GC) takes well under a second.
@@ -73,6 +74,7 @@ class _Proc:
         self.queue_depth = 0
         self.alive = False
         self.reader: threading.Thread | None = None
+        self.restarts: list[float] = []  # monotonic times of recent restarts
 
 
 class RemoteStream:
@@ -153,6 +155,7 @@ class ProcessBackend:
         self._admission = Admission(max_load=settings.max_load, window_s=settings.load_window_s)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
+        self._restarting: set[asyncio.Task] = set()
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -178,6 +181,8 @@ class ProcessBackend:
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._restarting:
+            await asyncio.gather(*self._restarting, return_exceptions=True)
         for proc in self._procs:
             if proc.alive:
                 self.send(proc, ("stop",))
@@ -296,6 +301,41 @@ class ProcessBackend:
                 future.set_exception(error)
         for stream in list(proc.streams.values()):
             stream.on_fail(error)
+        if not self._stopping:
+            self._restart_later(proc)
+
+    def _restart_later(self, proc: _Proc) -> None:  # event loop
+        now = time.monotonic()
+        proc.restarts = [t for t in proc.restarts if now - t < 60.0]
+        if len(proc.restarts) >= RESTARTS_PER_MINUTE:
+            log.error("engine process %d died %d times within a minute; not restarting it", proc.index,
+                      len(proc.restarts))
+            return
+        proc.restarts.append(now)
+        task = asyncio.ensure_future(self._restart(proc))
+        self._restarting.add(task)
+        task.add_done_callback(self._restarting.discard)
+
+    async def _restart(self, proc: _Proc) -> None:
+        """A fresh process in the dead one's place; its sessions have ended, new ones can use it again."""
+        old, conn = proc.process, proc.conn
+        if old is not None:
+            await asyncio.to_thread(old.join, 2.0)
+            if old.is_alive():
+                old.kill()
+        if conn is not None:
+            conn.close()
+        proc.streams.clear()
+        proc.load = LoadMeter(self.settings.load_window_s)
+        try:
+            await asyncio.to_thread(self._spawn, proc)
+        except (EngineError, OSError) as exc:
+            log.error("engine process %d could not be restarted: %s", proc.index, exc)
+            return
+        if self._stopping:  # shut down while it was starting
+            self.send(proc, ("stop",))
+            return
+        log.warning("engine process %d restarted (pid %d)", proc.index, proc.process.pid)
 
     # -- voice lifecycle: erasure and hot reload ------------------------------------------------------
 
