@@ -36,10 +36,7 @@ def builtin_voices() -> list[Voice]:
 
 def holds_weights(voice: object) -> bool:
     """Whether ``voice`` has model weights in memory (lazy RVC voices load them on their first session)."""
-    loaded = getattr(voice, "loaded", None)
-    if isinstance(loaded, bool):
-        return loaded
-    return getattr(voice, "_model", None) is not None  # RVCVoice keeps its lazily loaded model here
+    return bool(getattr(voice, "loaded", False))  # built-in voices have no weights
 
 
 def _release_weights(voice: object) -> None:
@@ -47,8 +44,6 @@ def _release_weights(voice: object) -> None:
     unload = getattr(voice, "unload", None)
     if callable(unload):
         unload()
-    elif getattr(voice, "_model", None) is not None:
-        voice._model = None  # type: ignore[attr-defined]  # the next use would reload from the (erased) files
 
 
 def _signature(record: StoredVoice) -> tuple:
@@ -159,7 +154,7 @@ class VoiceRegistry:
         if voice is not None:
             refs = self._released.setdefault(name, [])
             refs.append(weakref.ref(voice))
-            model = getattr(voice, "_model", None)
+            model = getattr(voice, "loaded_model", None)
             if model is not None:
                 refs.append(weakref.ref(model))
             _release_weights(voice)

@@ -133,6 +133,21 @@ class RVCVoice(Voice):
             return self._model
 
     @property
+    def loaded(self) -> bool:
+        """Whether the networks are in memory (they load on the first session)."""
+        return self._model is not None
+
+    @property
+    def loaded_model(self) -> RvcModel | None:
+        """The model if loaded, without loading it."""
+        return self._model
+
+    def unload(self) -> None:
+        """Drop this voice's reference to its networks (erasure); a later use would load them again."""
+        with self._lock:
+            self._model = None
+
+    @property
     def batch_key(self) -> object:
         """The engine batches voices whose ``batch_key`` is the same object: here the shared content encoder.
 
