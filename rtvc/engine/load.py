@@ -19,7 +19,7 @@ from rtvc.errors import Overloaded
 
 __all__ = ["Admission", "AudioMeter", "LoadMeter", "predicted_load"]
 
-MIN_AUDIO_WINDOWS = 0.5  # audio converted in the window (in windows) below which a fresh estimate is too noisy
+MIN_AUDIO_WINDOWS = 2.0  # audio converted in the window (in windows) below which a fresh estimate is too noisy
 
 
 class LoadMeter:
@@ -111,6 +111,8 @@ class Admission:
         audio_s = self.audio.seconds(now)
         if audio_s >= MIN_AUDIO_WINDOWS * self.audio.window_s:
             self._rtf = busy * self.audio.window_s * workers / audio_s
+        if sessions + pending == 0:
+            return  # refusing a lone session protects no one
         # a real-time session converts one second of audio per second: it costs `rtf` worker-seconds per second
         predicted = busy if self._rtf is None else max(busy, self._rtf * (sessions + pending + 1) / workers)
         if predicted > self.max_load:

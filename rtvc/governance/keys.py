@@ -1,20 +1,17 @@
 """API keys: one role and a name each, stored as the sha256 of a 256-bit random secret.
 
-A key reads ``rtvc_<12 hex id>_<43 url-safe chars>`` (the format of ``rtvc.server.keystore``): the id
-finds the row, the stored hash is compared in constant time, the secret is shown once at creation.
+A key reads ``rtvc_<12 hex id>_<43 url-safe chars>``: the id finds the row, the stored hash is compared in
+constant time, the secret is shown once at creation.
 
-:class:`KeyStore` is a drop-in successor of ``rtvc.server.keystore.KeyStore``: ``keys()``, ``count()``,
-``verify()``, ``create()``, ``revoke()`` keep their signatures and results, and the roles grow to
-admin | owner | client | auditor. ``create`` and ``revoke`` take ``actor=`` (default: the local
-operator, as in the CLI); the HTTP API must pass the caller's key so the admin-only check applies.
+:class:`KeyStore`: ``keys()``, ``count()``, ``verify()``, ``create()``, ``revoke()``; roles admin | owner |
+client | auditor. ``create`` and ``revoke`` take ``actor=`` (default: the local operator, as in the CLI);
+the HTTP API must pass the caller's key so the admin-only check applies.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import json
-import os
 import re
 import secrets
 import sqlite3
@@ -23,13 +20,12 @@ from typing import Any
 
 from rtvc.governance.audit import AuditLog
 from rtvc.governance.db import Database
-from rtvc.governance.errors import NotFound, StoreError, Unauthorized
+from rtvc.governance.errors import NotFound, Unauthorized
 from rtvc.governance.roles import LOCAL_ADMIN, ROLES, KeyInfo, require_role
-from rtvc.governance.validate import check_choice, check_key_id, check_key_name, iso_time, now_iso
+from rtvc.governance.validate import check_choice, check_key_id, check_key_name, now_iso
 
-__all__ = ["LEGACY_FILENAME", "ROLES", "KeyInfo", "KeyStore", "hash_secret"]
+__all__ = ["ROLES", "KeyInfo", "KeyStore", "hash_secret"]
 
-LEGACY_FILENAME = "keys.json"
 _KEY = re.compile(r"rtvc_([0-9a-f]{12})_[A-Za-z0-9_-]{20,64}")
 _DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()
 _COLUMNS = "key_id, name, role, created_at, revoked_at"
@@ -55,7 +51,7 @@ class KeyStore:
     def path(self) -> Path:
         return self.db.path
 
-    # -- the rtvc.server.keystore API -------------------------------------------------------------------
+    # -- what the server and the CLI use ----------------------------------------------------------------
 
     def keys(self) -> list[KeyInfo]:
         """Every key, revoked ones included, oldest first."""
@@ -136,40 +132,3 @@ class KeyStore:
         """Keys as an admin sees them (live only unless ``include_revoked``)."""
         actor = require_role(actor, "admin", action="list keys")
         return [k for k in self.keys() if include_revoked or k.active]
-
-    def import_legacy(self, path: str | os.PathLike[str]) -> int:
-        """Copy the keys of an ``rtvc.server.keystore`` file (ids, hashes, names, times) into the database.
-
-        Keys already present are skipped, so running it twice is harmless; returns how many were added.
-        The file is renamed ``keys.json.imported`` afterwards so nothing keeps using it by accident.
-        """
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            records = data["keys"]
-            if data.get("version") != 1 or not isinstance(records, list):
-                raise ValueError("expected version 1 with a list of keys")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise StoreError(f"cannot import keys from {path}: {exc}") from None
-        added = 0
-        with self.db.write() as conn:
-            for record in records:
-                key_id = check_key_id(record.get("id"))
-                if conn.execute("SELECT 1 FROM keys WHERE key_id = ?", (key_id,)).fetchone():
-                    continue
-                role = check_choice(record.get("role"), "role", ROLES)
-                revoked = iso_time(record["revoked_at"], "revoked_at") if record.get("revoked_at") else None
-                conn.execute(
-                    "INSERT INTO keys (key_id, name, role, secret_sha256, created_at, created_by, revoked_at, revoked_by)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (key_id, str(record.get("name") or f"{role}-{key_id}")[:64], role, str(record["sha256"]),
-                     iso_time(record.get("created_at"), "created_at"), LOCAL_ADMIN.id, revoked,
-                     LOCAL_ADMIN.id if revoked else None),
-                )
-                self.audit.append(conn, "key.created", actor=LOCAL_ADMIN.id, client=key_id,
-                                  data={"role": role, "imported": True})
-                if revoked:
-                    self.audit.append(conn, "key.revoked", actor=LOCAL_ADMIN.id, client=key_id, data={"role": role})
-                added += 1
-        os.replace(path, path.with_name(path.name + ".imported"))
-        return added

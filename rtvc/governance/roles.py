@@ -20,7 +20,7 @@ ROLES = ("admin", "owner", "client", "auditor")
 class KeyInfo:
     """A key's public facts (never its secret). ``id`` is what the audit log records.
 
-    Field names and ``active`` match ``rtvc.server.keystore.KeyInfo``, so either store can back the server.
+    Any record with string ``id``, ``role`` and ``name`` reads as one (:func:`as_key_info`).
     """
 
     id: str
@@ -44,7 +44,7 @@ LOCAL_ADMIN = KeyInfo(id="local", role="admin", name="local-cli")
 
 def as_key_info(value: Any) -> KeyInfo | None:
     """``value`` as a :class:`KeyInfo`: itself, or any record with string ``id``, ``role`` and ``name``
-    (such as ``rtvc.server.keystore.KeyInfo``); None for anything else."""
+    (a key record from elsewhere); None for anything else."""
     if isinstance(value, KeyInfo):
         return value
     fields = [getattr(value, name, None) for name in ("id", "role", "name")]

@@ -26,7 +26,7 @@ from rtvc.governance.audit import CHECKPOINT_FILENAME, AuditLog
 from rtvc.governance.db import DB_FILENAME, Database
 from rtvc.governance.erasure import Eraser
 from rtvc.governance.grants import GrantStore
-from rtvc.governance.keys import LEGACY_FILENAME, KeyStore
+from rtvc.governance.keys import KeyStore
 from rtvc.governance.roles import KeyInfo, require_role
 from rtvc.governance.servers import ServerLeases
 from rtvc.governance.sessions import SessionLedger
@@ -51,8 +51,6 @@ class GovernanceStore:
     checkpoint_every_rows, checkpoint_every_s
         Sign a checkpoint after this many audit rows or this long since the last one (checked at each append;
         call ``audit.checkpoint(force=False)`` on a timer to seal an idle tail).
-    import_legacy_keys
-        Move the keys of an ``rtvc.server.keystore`` ``keys.json`` into the database on open.
     erase_roots
         Directories besides the data dir where erasure may delete derived files.
     """
@@ -64,7 +62,6 @@ class GovernanceStore:
         busy_timeout_ms: int = 5000,
         checkpoint_every_rows: int = 100,
         checkpoint_every_s: float = 60.0,
-        import_legacy_keys: bool = True,
         erase_roots: list[str | os.PathLike[str]] = (),
     ) -> None:
         self.data_dir = Path(data_dir).expanduser()
@@ -83,9 +80,6 @@ class GovernanceStore:
                      self.data_dir / CHECKPOINT_FILENAME, self.grants.statements_dir]
         self.eraser = Eraser(self.db, self.audit, self.voices, self.grants,
                              allowed_roots=[self.data_dir, *erase_roots], protected=protected)
-        legacy = self.data_dir / LEGACY_FILENAME
-        if import_legacy_keys and legacy.exists():
-            self.keys.import_legacy(legacy)
         self._feed_seq = self.audit.head()[0]  # events before opening were handled by whoever was running then
         self._expiry_mark = now_iso()
         self._data_version: tuple[int, int] | None = None  # (thread, version): versions are per connection

@@ -11,25 +11,12 @@ from collections.abc import Iterable, Mapping
 
 from starlette.requests import HTTPConnection
 
-from rtvc.errors import RtvcError
-from rtvc.protocol import ErrorCode
-from rtvc.server.keystore import KeyInfo, KeyStore
+from rtvc.governance import Forbidden, KeyInfo, Unauthorized
+from rtvc.governance.keys import KeyStore
 
 __all__ = ["Authenticator", "Forbidden", "Unauthorized", "bearer_from_headers", "bearer_from_subprotocols"]
 
 _SUBPROTOCOL_PREFIX = "bearer."
-
-
-class Unauthorized(RtvcError, PermissionError):
-    """No valid key (HTTP 401)."""
-
-    code = ErrorCode.UNAUTHORIZED.value
-
-
-class Forbidden(RtvcError, PermissionError):
-    """A valid key without the role this needs (HTTP 403)."""
-
-    code = ErrorCode.FORBIDDEN.value
 
 
 def bearer_from_headers(headers: Mapping[str, str]) -> str | None:

@@ -124,7 +124,8 @@ class ServerGovernance:
         """Changes made by other processes (revocations, erasures, expiries; the voice store) every poll."""
         while True:
             try:
-                self.store.poll()
+                # off the loop: the database read must not hold up the streams (the hooks hop back themselves)
+                await asyncio.to_thread(self.store.poll)
                 if self.voices is not None:
                     self.voices.refresh()
             except Exception:  # keep watching: a missed poll must not stop every later revocation

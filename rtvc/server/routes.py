@@ -12,8 +12,8 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from rtvc.errors import AudioValueError, RtvcError
+from rtvc.governance import KeyInfo
 from rtvc.protocol import ErrorCode
-from rtvc.server.keystore import KeyInfo
 from rtvc.session.watermark import watermark_available
 
 if TYPE_CHECKING:

@@ -1,16 +1,11 @@
-"""API keys: hashed, role-checked, and a drop-in successor of rtvc.server.keystore.KeyStore."""
+"""API keys: hashed, role-checked, only admins manage them."""
 
 from __future__ import annotations
 
-import inspect
-import json
-
 import pytest
 
-from rtvc.governance import LOCAL_ADMIN, Forbidden, GovernanceStore, InvalidInput, Unauthorized
-from rtvc.governance.errors import StoreError
+from rtvc.governance import LOCAL_ADMIN, Forbidden, InvalidInput, Unauthorized
 from rtvc.governance.keys import hash_secret
-from rtvc.server import keystore as legacy
 
 
 def test_keys_are_stored_only_as_hashes(store, people):
@@ -53,42 +48,3 @@ def test_bad_key_input_is_refused(store):
         with pytest.raises(InvalidInput):
             store.keys.create(role, name)
     assert store.keys.count(active_only=False) == before
-
-
-def test_public_api_matches_the_server_keystore(store):
-    for name in ("keys", "count", "verify", "create", "revoke"):
-        theirs = inspect.signature(getattr(legacy.KeyStore, name))
-        ours = inspect.signature(getattr(type(store.keys), name))
-        shape = [(p.name, p.kind, p.default) for p in theirs.parameters.values()]
-        assert [(p.name, p.kind, p.default) for p in ours.parameters.values()][: len(shape)] == shape
-    assert store.keys.create("client", "My Game App")[1].name == "My Game App"  # free-form labels as before
-    secret, info = store.keys.create()  # same defaults and result shape
-    assert info.role == "client" and info.name == f"client-{info.id}" and info.active
-    assert secret.startswith(f"rtvc_{info.id}_") and store.keys.verify(secret) == info
-    assert {f for f in legacy.KeyInfo.__dataclass_fields__} <= {f for f in type(info).__dataclass_fields__}
-
-
-def test_keys_of_the_server_keystore_are_imported_and_keep_working(tmp_path):
-    data_dir = tmp_path / "data"
-    old = legacy.KeyStore(data_dir)
-    admin_secret, admin = old.create("admin", "boss")
-    gone_secret, gone = old.create("client")
-    old.revoke(gone.id)
-    store = GovernanceStore.open(data_dir)
-    assert store.keys.verify(admin_secret).id == admin.id and store.keys.verify(admin_secret).role == "admin"
-    assert store.keys.verify(gone_secret) is None
-    assert not (data_dir / "keys.json").exists() and (data_dir / "keys.json.imported").exists()
-    events = [(r.event, r.client) for r in store.audit.query(LOCAL_ADMIN)]
-    assert ("key.created", admin.id) in events and ("key.revoked", gone.id) in events
-    store.close()
-    again = GovernanceStore.open(data_dir)  # nothing to import twice
-    assert again.keys.count(active_only=False) == 2
-    again.close()
-
-
-def test_a_corrupt_legacy_file_is_a_clear_error_and_imports_nothing(tmp_path):
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    (data_dir / "keys.json").write_text(json.dumps({"version": 9, "keys": []}))
-    with pytest.raises(StoreError, match="cannot import keys"):
-        GovernanceStore.open(data_dir)
