@@ -237,9 +237,13 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     ax.plot(n, [r["target_p99_ms"] for r in rows], "k--", label="target: algorithmic + 30 ms")
     ax.plot(n, [r["algorithmic_latency_ms"] for r in rows], "k:", label="algorithmic latency")
     for r in rows:
-        if not r["ok"]:
+        if not r.get("admitted_ok", r["ok"]):  # admitted sessions lost real time
             ax.axvline(r["sessions"], color="red", alpha=0.2)
+        if r["refused"]:  # admission control at work: how many of the offered sessions it took
+            ax.annotate(f"{r['admitted']} admitted", (r["sessions"], r["added_latency_ms"]["p99"]),
+                        textcoords="offset points", xytext=(0, 8), ha="center", fontsize=7)
     ax.set_ylabel("ms")
+    ax.set_xlabel("sessions offered")
     ax.set_yscale("log")
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=10)
