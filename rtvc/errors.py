@@ -9,8 +9,20 @@ Hierarchy::
     ├── ParamError (ValueError)           voice parameter out of range or unknown
     ├── UnknownVoice (KeyError)           no voice by that name
     ├── ModelLoadError                    a model file is corrupt, truncated or mismatched
-    └── EngineError
-        └── Overloaded                    the engine cannot take another session
+    ├── EngineError
+    │   ├── Overloaded                    the engine cannot take another session
+    │   ├── RemoteError                   raised in an engine process (rtvc.session.procs)
+    │   └── VoiceErased                   a session's voice was erased under it (rtvc.session.backend)
+    ├── ProtocolError (ValueError)        rtvc.v1 violations, with their code (rtvc.protocol)
+    ├── WatermarkError                    the watermark cannot be made or applied (rtvc.watermark)
+    ├── WatermarkFailed                   the session's watermark stage failed: fail closed (rtvc.session)
+    ├── MessageTooBig                     an HTTP body over its limit (rtvc.server.routes)
+    └── governance (rtvc.governance.errors):
+        ├── ConsentError                  no_consent, purpose_not_allowed, client_not_allowed,
+        │                                 grant_expired, grant_revoked
+        ├── Unauthorized, Forbidden (PermissionError)   no valid key / wrong role
+        ├── InvalidInput (ValueError), NotFound (KeyError), Conflict
+        └── ErasureIncomplete, StoreError
 
 Every error carries a message that says what was wrong and what was expected.
 """

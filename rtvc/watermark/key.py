@@ -137,15 +137,12 @@ class WatermarkKey:
 
 
 def key_from_config(config: Mapping[str, Any], data_dir: str | os.PathLike[str], *, create: bool) -> WatermarkKey:
-    """The server's key: ``[watermark] key`` (64 hex digits) if the config sets one, else the key file
-    in ``data_dir`` (created on first start when ``create``; detection never creates one)."""
-    configured = (config.get("watermark") or {}).get("key") or ""
-    if configured:
-        return WatermarkKey.from_hex(configured)
+    """The server's key: the key file in ``data_dir`` (created on first start when ``create``; detection never
+    creates one). Only the file holds it (0600): never a config file, so the server and detection always agree."""
     if create:
         return WatermarkKey.load_or_create(data_dir)
     path = Path(data_dir) / KEY_FILENAME
     if not path.exists():
         raise WatermarkError(f"no watermark key at {path} (the server creates it on first start; "
-                             "or set [watermark] key in the config)")
+                             "pass the server's --data-dir)")
     return WatermarkKey.load(path)

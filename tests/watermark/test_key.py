@@ -46,9 +46,10 @@ def test_key_is_32_bytes_and_never_printed():
     assert issubclass(WatermarkError, RtvcError) and WatermarkError.code == "watermark_failed"
 
 
-def test_key_from_config_prefers_the_configured_key_and_never_creates_for_detection(tmp_path):
-    configured = WatermarkKey.generate()
-    assert key_from_config({"watermark": {"key": configured.to_hex()}}, tmp_path, create=False) == configured
+def test_key_comes_from_the_data_dir_and_is_never_created_for_detection(tmp_path):
+    configured = WatermarkKey.generate()  # a key in a config file is not a way in: the file is the only source
+    assert key_from_config({"watermark": {"key": configured.to_hex()}}, tmp_path, create=True) != configured
+    (tmp_path / "watermark.key").unlink()
     with pytest.raises(WatermarkError, match="no watermark key"):
         key_from_config({}, tmp_path, create=False)
     made = key_from_config({}, tmp_path, create=True)
