@@ -13,6 +13,7 @@ from rtvc.voices.rvc.synthetic import (
     write_fairseq_checkpoint,
     write_random_pth,
 )
+from tests.conftest import grant_dubbing
 
 
 def rtvc(*args):
@@ -36,14 +37,7 @@ def test_import_list_and_convert_an_rvc_voice(tmp_path, speech_paths):
     refused = rtvc("convert", str(speech_paths[2]), str(out), "--voice", "alice", "--data-dir", data)
     assert refused.returncode != 0 and "consent" in refused.stderr and not out.exists()
 
-    from rtvc.governance import GovernanceStore
-
-    gov = GovernanceStore.open(data)
-    owner_key, owner = gov.keys.create("owner", name="alice-herself")
-    client_key, client = gov.keys.create("client", name="studio")
-    gov.voices.register(owner, "alice", owner.id)
-    gov.grants.create(owner, "alice", statement="I agree to my voice being used for dubbing by the studio.",
-                      purposes=["dubbing"], clients=["studio"])
+    client_key = grant_dubbing(data, "alice")
     wrong_purpose = rtvc("convert", str(speech_paths[2]), str(out), "--voice", "alice", "--data-dir", data,
                          "--key", client_key, "--purpose", "research")
     assert wrong_purpose.returncode != 0 and "research" in wrong_purpose.stderr

@@ -11,7 +11,6 @@ import importlib.util
 import sys
 
 import numpy as np
-import parselmouth
 import pytest
 import soundfile as sf
 import torch
@@ -26,6 +25,7 @@ from rtvc.voices.rvc.synthesizer import SynthNoise
 from rtvc.voices.rvc.synthetic import write_random_fcpe
 from rtvc.voices.rvc.voice import RVCVoice
 from tests.conftest import speech_files
+from tests.rvc.praat import agreement_with_praat
 
 BUNDLED = bundled_fcpe_path()
 needs_wheel = pytest.mark.skipif(BUNDLED is None, reason="torchfcpe wheel not installed (pip install --no-deps "
@@ -101,18 +101,8 @@ def test_real_weights_unvoiced_on_silence_and_quiet_noise(real_fcpe):
 
 @needs_wheel
 def test_real_weights_agree_with_praat_on_speech(real_fcpe):
-    agree, recall = [], []
-    for path in speech_files()[:4]:
-        x, sr = sf.read(str(path), dtype="float32")
-        ours = real_fcpe(torch.from_numpy(x)[None])[0].numpy()
-        pitch = parselmouth.Sound(x.astype(np.float64), sr).to_pitch_ac(time_step=0.01, pitch_floor=50,
-                                                                          pitch_ceiling=1100)
-        ref = np.nan_to_num(np.array([pitch.get_value_at_time(i * 0.01) or 0.0 for i in range(len(ours))]))
-        both = (ref > 0) & (ours > 0)
-        agree.append(np.abs(ours[both] / ref[both] - 1) < 0.05)
-        recall.append(both.sum() / max(1, (ref > 0).sum()))
-    assert np.concatenate(agree).mean() > 0.9
-    assert np.mean(recall) > 0.8
+    agree, recall = agreement_with_praat(real_fcpe)
+    assert agree > 0.9 and recall > 0.8
 
 
 def test_checkpoint_loads_strictly_and_bad_files_are_named(small_fcpe, tmp_path):

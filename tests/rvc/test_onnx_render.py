@@ -20,7 +20,7 @@ from rtvc.voices.rvc.pitch import HOP, YinTracker, coarse_pitch  # noqa: E402
 from rtvc.voices.rvc.render import render_window  # noqa: E402
 from rtvc.voices.rvc.synthesizer import SynthNoise  # noqa: E402
 from rtvc.voices.rvc.voice import RVCVoice  # noqa: E402
-from tests.conftest import speech_files  # noqa: E402
+from tests.conftest import grant_dubbing, speech_files  # noqa: E402
 
 SEED = 4321
 
@@ -148,7 +148,6 @@ def test_export_voice_streams_what_the_torch_voice_streams(onnx_voice, rvc_files
 def test_import_and_convert_through_the_rtvc_command(tmp_path, exports, rvc_files, speech_paths, capsys):
     """rtvc's real main() in this process (the .pth path runs it as a subprocess in tests/cli)."""
     from rtvc import cli
-    from rtvc.governance import GovernanceStore
 
     data = str(tmp_path / "data")
 
@@ -161,13 +160,7 @@ def test_import_and_convert_through_the_rtvc_command(tmp_path, exports, rvc_file
                           "--content", str(rvc_files["hubert_v2"]))
     assert code == 0, err
     assert "ONNX export (RVC WebUI" in out
-    gov = GovernanceStore.open(data)
-    _, owner = gov.keys.create("owner", name="wendy-herself")
-    client_key, _ = gov.keys.create("client", name="studio")
-    gov.voices.register(owner, "wendy", owner.id)
-    gov.grants.create(owner, "wendy", statement="I agree to my voice being used for dubbing by the studio.",
-                      purposes=["dubbing"], clients=["studio"])
-    gov.close()
+    client_key = grant_dubbing(data, "wendy")
     wav = tmp_path / "out.wav"
     code, out, err = rtvc("convert", str(speech_paths[2]), str(wav), "--voice", "wendy", "--key", client_key,
                           "--purpose", "dubbing", "--pitch", "2")

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-import parselmouth
 import pytest
-import soundfile as sf
 import torch
 
 from rtvc.errors import ModelLoadError
 from rtvc.voices.rvc.pitch import YinTracker, coarse_pitch, frame_count
 from rtvc.voices.rvc.rmvpe import Rmvpe, RmvpeTracker, load_rmvpe, mel_filterbank
-from tests.conftest import speech_files
+from tests.rvc.praat import agreement_with_praat
 
 
 @pytest.mark.parametrize("f0", [60.0, 110.0, 247.0, 523.0, 1000.0])
@@ -25,19 +23,8 @@ def test_yin_on_tones(f0):
 
 
 def test_yin_agrees_with_praat_on_real_speech():
-    agree, recall = [], []
-    for path in speech_files()[:4]:
-        x, sr = sf.read(str(path), dtype="float32")
-        assert sr == 16000
-        ours = YinTracker()(torch.from_numpy(x)[None])[0].numpy()
-        pitch = parselmouth.Sound(x.astype(np.float64), sr).to_pitch_ac(time_step=0.01, pitch_floor=50,
-                                                                          pitch_ceiling=1100)
-        ref = np.nan_to_num(np.array([pitch.get_value_at_time(i * 0.01) or 0.0 for i in range(len(ours))]))
-        both = (ref > 0) & (ours > 0)
-        agree.append(np.abs(ours[both] / ref[both] - 1) < 0.05)
-        recall.append(both.sum() / max(1, (ref > 0).sum()))
-    assert np.concatenate(agree).mean() > 0.9
-    assert np.mean(recall) > 0.6
+    agree, recall = agreement_with_praat(YinTracker())
+    assert agree > 0.9 and recall > 0.6
 
 
 def test_coarse_pitch_matches_rvc_mapping():
