@@ -81,7 +81,7 @@ async def one_session(url: str, key: str, voice: str, pcm: np.ndarray, rate: int
         await ws.send(json.dumps(start))
         started = json.loads(await ws.recv())
         if started["type"] != "session.started":
-            return {"refused": started.get("code", "unknown")}
+            return {"refused": started.get("code", "unknown"), "why": started.get("message", "")}
         frame = round(rate * frame_ms / 1000)
         sent_at: list[float] = []
         arrivals: list[tuple[int, int, float, bool]] = []  # (start_sample, samples, arrival, discontinuity)
@@ -184,6 +184,7 @@ def summarize(sessions: int, results: list[dict], server: psutil.Process, cpu: d
         "dropped_in_samples": sum(r["dropped_in"] for r in ok),
         "dropped_out_samples": sum(r["dropped_out"] for r in ok),
         "errors": sorted({r["error"] for r in ok if r["error"]}),
+        "first_refusal": next((r["why"] for r in results if "refused" in r), None),  # the admission's reasoning
         **cpu,
     }
     # the sessions admitted kept real time (admission control refusing the rest is what it is for)
