@@ -11,7 +11,7 @@ Hierarchy::
     ├── ModelLoadError                    a model file is corrupt, truncated or mismatched
     ├── EngineError
     │   ├── Overloaded                    the engine cannot take another session
-    │   ├── RemoteError                   raised in an engine process (rtvc.session.procs)
+    │   ├── RemoteError                   raised in an engine process (rtvc.session.remote)
     │   └── VoiceErased                   a session's voice was erased under it (rtvc.session.backend)
     ├── ProtocolError (ValueError)        rtvc.v1 violations, with their code (rtvc.protocol)
     ├── WatermarkError                    the watermark cannot be made or applied (rtvc.watermark)

@@ -18,24 +18,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing as mp
-import os
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Mapping
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from rtvc.engine import Admission, EngineSettings, LoadMeter
 from rtvc.errors import EngineError
-from rtvc.session.backend import FailFn, FrameFn, UnloadReply, VoiceErased, audio_seconds, record_pass
-from rtvc.session.build import StreamInfo, check_update
+from rtvc.session.backend import UnloadReply, VoiceErased, audio_seconds, record_pass
+from rtvc.session.build import StreamInfo
 from rtvc.session.limits import Limits
 from rtvc.session.queues import OutFrame
+from rtvc.session.remote import EngineProc, RemoteError, RemoteStream, widen_pipe
 from rtvc.session.request import StartRequest
 from rtvc.session.worker import worker_main
 from rtvc.voices.base import Voice
@@ -52,97 +48,6 @@ OPEN_TIMEOUT_S = 30.0
 UNLOAD_TIMEOUT_S = 30.0
 
 
-class RemoteError(EngineError):
-    """An error raised in an engine process, carried back with its code."""
-
-    def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class _Proc:
-    """One engine process as the server sees it."""
-
-    def __init__(self, index: int, settings: EngineSettings) -> None:
-        self.index = index
-        self.conn: Connection | None = None
-        self.process: mp.process.BaseProcess | None = None
-        self.load = LoadMeter(settings.load_window_s)
-        self.streams: dict[str, RemoteStream] = {}
-        self.opening: dict[str, asyncio.Future] = {}
-        self.requests: dict[str, asyncio.Future] = {}  # unload / voices questions awaiting their answer
-        self.queue_depth = 0
-        self.alive = False
-        self.reader: threading.Thread | None = None
-        self.restarts: list[float] = []  # monotonic times of recent restarts
-
-
-class RemoteStream:
-    """A stream run by an engine process (see :class:`rtvc.session.backend.StreamHandle`)."""
-
-    def __init__(self, backend: ProcessBackend, proc: _Proc, sid: str, info: StreamInfo, voice: Voice,
-                 input_rate: int) -> None:
-        self.info = info
-        self.added = time.perf_counter()
-        self._backend, self._proc, self._sid, self._voice = backend, proc, sid, voice
-        self._samples_per_ms = input_rate / 1000.0
-        self._queued = 0  # input samples queued in the engine process, as last reported
-        self._dropped = 0
-        self.on_frame: FrameFn = _ignore
-        self.on_fail: FailFn = _ignore
-
-    @property
-    def dropped_in(self) -> int:
-        return self._dropped
-
-    def bind(self, on_frame: FrameFn, on_fail: FailFn) -> None:
-        self.on_frame, self.on_fail = on_frame, on_fail
-
-    def push(self, mono: np.ndarray, arrival: float, *, skipped: int = 0, discontinuity: bool = False) -> None:
-        data = np.ascontiguousarray(mono, dtype=np.float32).tobytes()
-        self._queued = min(self._queued + len(mono), self.info.input_queue_samples)  # until the next report
-        self._backend.send(self._proc, ("audio", self._sid, data, arrival, skipped, discontinuity))
-
-    def finish_input(self) -> None:
-        self._backend.send(self._proc, ("end", self._sid))
-
-    def update(self, params: Mapping[str, Any]) -> None:
-        check_update(self._voice, params)  # ParamError now, as the session API promises
-        self._backend.send(self._proc, ("update", self._sid, dict(params)))
-
-    def queued_ms(self) -> float:
-        return self._queued / self._samples_per_ms
-
-    def close(self) -> None:
-        self.on_frame, self.on_fail = _ignore, _ignore
-        if self._proc.streams.pop(self._sid, None) is not None:
-            self._backend.send(self._proc, ("close", self._sid))
-
-    def _report(self, frame: OutFrame, queued: int, dropped: int) -> None:
-        self._queued, self._dropped = queued, dropped
-        self.on_frame(frame)
-
-
-def _ignore(_: object) -> None:
-    return None
-
-
-PIPE_BUFFER_BYTES = 4 << 20  # ~1 s of 48 kHz float32 input for 20 sessions: a busy engine never blocks the loop
-
-
-def _widen(conn: Connection) -> None:
-    """Give the (socketpair) pipe a large kernel send buffer: the event loop writes to it without blocking."""
-    with socket.socket(fileno=os.dup(conn.fileno())) as sock:
-        for option in (getattr(socket, "SO_SNDBUFFORCE", None), socket.SO_SNDBUF):
-            if option is None:
-                continue
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, option, PIPE_BUFFER_BYTES)
-                return
-            except OSError:  # SO_SNDBUFFORCE needs privileges; SO_SNDBUF is capped at net.core.wmem_max
-                continue
-
-
 class ProcessBackend:
     """``settings.workers`` engine processes; see the module docstring."""
 
@@ -151,7 +56,7 @@ class ProcessBackend:
         self.settings = settings
         self.metrics = metrics
         self._config, self._limits, self._data_dir = config, limits, data_dir
-        self._procs = [_Proc(i, settings) for i in range(settings.workers)]
+        self._procs = [EngineProc(i, settings) for i in range(settings.workers)]
         self._admission = Admission(max_load=settings.max_load, window_s=settings.load_window_s)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -163,14 +68,14 @@ class ProcessBackend:
         self._loop = asyncio.get_running_loop()
         await asyncio.gather(*(asyncio.to_thread(self._spawn, proc) for proc in self._procs))
 
-    def _spawn(self, proc: _Proc) -> None:
+    def _spawn(self, proc: EngineProc) -> None:
         ctx = mp.get_context("spawn")  # no fork: the server process has threads and an event loop
         parent, child = ctx.Pipe(duplex=True)
         proc.process = ctx.Process(target=worker_main, name=f"rtvc-engine-{proc.index}", daemon=True,
                                    args=(child, dict(self._config), self._limits, str(self._data_dir)))
         proc.process.start()
         child.close()
-        _widen(parent)
+        widen_pipe(parent)
         if not parent.poll(START_TIMEOUT_S) or parent.recv() != ("ready",):
             proc.process.kill()
             raise EngineError(f"engine process {proc.index} did not start within {START_TIMEOUT_S:g} s")
@@ -223,7 +128,7 @@ class ProcessBackend:
         proc.streams[sid] = stream
         return stream
 
-    def send(self, proc: _Proc, message: tuple) -> None:
+    def send(self, proc: EngineProc, message: tuple) -> None:
         """Event loop: one message down the pipe (small; the engine process reads continuously)."""
         if not proc.alive or proc.conn is None:
             return
@@ -234,7 +139,7 @@ class ProcessBackend:
 
     # -- from the engine processes --------------------------------------------------------------------
 
-    def _read(self, proc: _Proc) -> None:  # reader thread, one per process
+    def _read(self, proc: EngineProc) -> None:  # reader thread, one per process
         conn = proc.conn
         while True:
             try:
@@ -252,7 +157,7 @@ class ProcessBackend:
             except RuntimeError:  # loop closing
                 pass
 
-    def _on_message(self, proc: _Proc, message: tuple) -> None:  # event loop
+    def _on_message(self, proc: EngineProc, message: tuple) -> None:  # event loop
         kind = message[0]
         if kind == "frames":
             self._on_frames(proc, message[1])
@@ -271,7 +176,7 @@ class ProcessBackend:
             if future is not None and not future.done():
                 future.set_result(message[2:])
 
-    def _on_report(self, proc: _Proc, frames, failures, start, end, blocks_due, voice_calls, voice_blocks) -> None:
+    def _on_report(self, proc: EngineProc, frames, failures, start, end, blocks_due, voice_calls, voice_blocks) -> None:
         proc.load.add(start, end)
         proc.queue_depth = blocks_due
         record_pass(self.metrics, start, end, voice_calls, voice_blocks)
@@ -281,7 +186,7 @@ class ProcessBackend:
             if stream is not None:
                 stream.on_fail(RemoteError(text, code))
 
-    def _on_frames(self, proc: _Proc, frames: list[tuple]) -> None:
+    def _on_frames(self, proc: EngineProc, frames: list[tuple]) -> None:
         for sid, pcm, samples, first, disc, last, ready, arrival, compute_s, queued, dropped in frames:
             stream = proc.streams.get(sid)
             if stream is not None:
@@ -289,7 +194,7 @@ class ProcessBackend:
                 self._admission.converted(audio_seconds(stream.info, samples))
                 stream._report(frame, queued, dropped)
 
-    def _lost(self, proc: _Proc, exc: BaseException) -> None:  # event loop
+    def _lost(self, proc: EngineProc, exc: BaseException) -> None:  # event loop
         if not proc.alive:
             return
         proc.alive = False
@@ -304,7 +209,7 @@ class ProcessBackend:
         if not self._stopping:
             self._restart_later(proc)
 
-    def _restart_later(self, proc: _Proc) -> None:  # event loop
+    def _restart_later(self, proc: EngineProc) -> None:  # event loop
         now = time.monotonic()
         proc.restarts = [t for t in proc.restarts if now - t < 60.0]
         if len(proc.restarts) >= RESTARTS_PER_MINUTE:
@@ -316,7 +221,7 @@ class ProcessBackend:
         self._restarting.add(task)
         task.add_done_callback(self._restarting.discard)
 
-    async def _restart(self, proc: _Proc) -> None:
+    async def _restart(self, proc: EngineProc) -> None:
         """A fresh process in the dead one's place; its sessions have ended, new ones can use it again."""
         old, conn = proc.process, proc.conn
         if old is not None:
@@ -339,7 +244,7 @@ class ProcessBackend:
 
     # -- voice lifecycle: erasure and hot reload ------------------------------------------------------
 
-    async def _ask(self, proc: _Proc, verb: str, *args: Any, timeout_s: float) -> tuple | None:
+    async def _ask(self, proc: EngineProc, verb: str, *args: Any, timeout_s: float) -> tuple | None:
         """Send ``(verb, req, *args)`` and wait for the answer's fields; None if none came in time."""
         req = secrets.token_hex(6)
         future = self._loop.create_future()
