@@ -17,7 +17,7 @@ import torch
 
 from rtvc.errors import ModelLoadError
 from rtvc.voices.rvc.config import SAMPLE_RATES, SynthConfig
-from rtvc.voices.rvc.safeload import load_torch_file
+from rtvc.voices.rvc.safeload import check_state_dict, load_torch_file
 from rtvc.voices.rvc.synthesizer import Synthesizer
 
 __all__ = ["RvcModelFile", "expected_file_shapes", "load_synthesizer", "read_rvc_model", "save_webui_pth"]
@@ -155,23 +155,7 @@ def load_synthesizer(model_file: RvcModelFile) -> Synthesizer:
             expected.pop(f"{prefix}.weight_g")
             expected[f"{prefix}.weight"] = expected.pop(f"{prefix}.weight_v")
     weights = {k: v for k, v in weights.items() if not k.startswith("enc_q.")}
-    missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
-    wrong = [f"{k} is {list(weights[k].shape)}, config needs {list(expected[k])}"
-             for k in expected if k in weights and tuple(weights[k].shape) != expected[k]]
-    problems = []
-    if missing:
-        problems.append(f"missing {len(missing)} tensors ({', '.join(missing[:4])}{', ...' if len(missing) > 4 else ''})")
-    if unexpected:
-        problems.append(f"unexpected {len(unexpected)} tensors "
-                        f"({', '.join(unexpected[:4])}{', ...' if len(unexpected) > 4 else ''})")
-    if wrong:
-        problems.append(f"{len(wrong)} shape mismatches ({'; '.join(wrong[:3])}{'; ...' if len(wrong) > 3 else ''})")
-    if problems:
-        raise ModelLoadError(f"{source} does not match its declared config: " + "; ".join(problems))
-    bad = [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if bad:
-        raise ModelLoadError(f"{source}: non-finite values in {', '.join(bad[:4])} (corrupt file)")
+    check_state_dict(weights, expected, source=source, what="its declared config")
     model.load_state_dict(_fold_weight_norm(weights), strict=True)
     return model.eval()
 

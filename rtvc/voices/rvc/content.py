@@ -15,7 +15,7 @@ import torch
 
 from rtvc.errors import ModelLoadError
 from rtvc.voices.rvc.hubert import DEFAULT_CONV_LAYERS, ContentEncoder, HubertConfig
-from rtvc.voices.rvc.safeload import load_torch_file, to_plain
+from rtvc.voices.rvc.safeload import check_state_dict, load_torch_file, to_plain
 
 __all__ = ["fairseq_to_hf", "hf_to_fairseq", "load_content_encoder"]
 
@@ -93,22 +93,7 @@ def _load_strict(cfg: HubertConfig, weights: dict[str, torch.Tensor], source: st
     model = ContentEncoder(cfg)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     weights = {k: v for k, v in weights.items() if k not in IGNORED_KEYS}
-    missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
-    wrong = [f"{k} is {list(weights[k].shape)}, expected {list(expected[k])}"
-             for k in expected if k in weights and tuple(weights[k].shape) != expected[k]]
-    problems = []
-    if missing:
-        problems.append(f"missing {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
-    if unexpected:
-        problems.append(f"unexpected {', '.join(unexpected[:4])}{' ...' if len(unexpected) > 4 else ''}")
-    if wrong:
-        problems.append("; ".join(wrong[:3]))
-    if problems:
-        raise ModelLoadError(f"{source} does not match a HuBERT/ContentVec encoder: " + "; ".join(problems))
-    bad = [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if bad:
-        raise ModelLoadError(f"{source}: non-finite values in {', '.join(bad[:4])} (corrupt file)")
+    check_state_dict(weights, expected, source=source, what="a HuBERT/ContentVec encoder")
     model.load_state_dict({k: v.float() for k, v in weights.items()}, strict=True)
     return model.eval()
 

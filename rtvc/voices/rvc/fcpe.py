@@ -24,7 +24,7 @@ import torch
 
 from rtvc.errors import ModelLoadError
 from rtvc.voices.rvc.fcpe_net import FcpeMel, FcpeNet
-from rtvc.voices.rvc.safeload import load_torch_file
+from rtvc.voices.rvc.safeload import check_state_dict, load_torch_file
 
 __all__ = ["FCPE_INSTALL", "FCPE_THRESHOLD", "FcpeModel", "FcpeTracker", "bundled_fcpe_path", "load_fcpe"]
 
@@ -96,14 +96,7 @@ def load_fcpe(path: str | Path) -> FcpeModel:
     _require(all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()), source,
              "'model' must map parameter names to tensors")
     expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    wrong = [f"{k} is {list(state[k].shape)}, expected {list(expected[k])}"
-             for k in expected if k in state and tuple(state[k].shape) != expected[k]]
-    problems = ([f"missing {', '.join(missing[:4])}"] if missing else []) + (
-        [f"unexpected {', '.join(unexpected[:4])}"] if unexpected else []) + wrong[:3]
-    _require(not problems, source, "does not match the FCPE network: " + "; ".join(problems))
-    _require(all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()), source,
-             "non-finite values (corrupt file)")
+    check_state_dict(state, expected, source=source, what="the FCPE network")
     net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     return FcpeModel(mel, net).eval()
 

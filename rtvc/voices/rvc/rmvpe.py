@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from rtvc.errors import ModelLoadError
-from rtvc.voices.rvc.safeload import load_torch_file
+from rtvc.voices.rvc.safeload import check_state_dict, load_torch_file
 
 __all__ = ["Rmvpe", "RmvpeTracker", "load_rmvpe", "mel_filterbank"]
 
@@ -208,15 +208,6 @@ def load_rmvpe(path: str | Path) -> Rmvpe:
     n_blocks = len({k.split(".")[5] for k in state if k.startswith("unet.encoder.layers.0.conv.")})
     model = Rmvpe(n_blocks=n_blocks, channels=int(first.shape[0]))
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [f"{k} is {list(state[k].shape)}, expected {list(expected[k])}"
-             for k in expected if k in state and tuple(state[k].shape) != expected[k]]
-    if missing or unexpected or wrong:
-        parts = [f"missing {', '.join(missing[:4])}" if missing else "",
-                 f"unexpected {', '.join(unexpected[:4])}" if unexpected else "", "; ".join(wrong[:3])]
-        raise ModelLoadError(f"{source} does not match RMVPE: " + "; ".join(p for p in parts if p))
-    if any(v.is_floating_point() and not torch.isfinite(v).all() for v in state.values()):
-        raise ModelLoadError(f"{source}: non-finite values (corrupt file)")
+    check_state_dict(state, expected, source=source, what="RMVPE")
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()}, strict=True)
     return model.eval()

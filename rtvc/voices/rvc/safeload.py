@@ -23,7 +23,7 @@ import torch
 
 from rtvc.errors import ModelLoadError
 
-__all__ = ["Opaque", "RestrictedUnpickler", "load_torch_file", "to_plain"]
+__all__ = ["Opaque", "RestrictedUnpickler", "check_state_dict", "load_torch_file", "to_plain"]
 
 # Globals the restricted unpickler hands out as the real object: containers and tensor rebuilders only.
 _ALLOWED: dict[str, Any] = {
@@ -183,3 +183,21 @@ def to_plain(obj: Any, *, depth: int = 0) -> Any:
     if isinstance(obj, (list, tuple)):
         return [to_plain(v, depth=depth + 1) for v in obj]
     return obj
+
+
+def check_state_dict(weights: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]], *, source: str,
+                     what: str) -> None:
+    """Raise ModelLoadError naming ``source`` unless ``weights`` holds exactly the ``expected`` tensor names and
+    shapes (``what`` the file should be, for the message), all of them finite."""
+    missing = sorted(set(expected) - set(weights))
+    unexpected = sorted(set(weights) - set(expected))
+    wrong = [f"{k} is {list(weights[k].shape)}, expected {list(expected[k])}"
+             for k in expected if k in weights and tuple(weights[k].shape) != expected[k]]
+    problems = [f"{label} {', '.join(names[:4])}{f' and {len(names) - 4} more' if len(names) > 4 else ''}"
+                for label, names in (("missing", missing), ("unexpected", unexpected)) if names]
+    problems += wrong[:3] + ([f"{len(wrong) - 3} more shape mismatches"] if len(wrong) > 3 else [])
+    if problems:
+        raise ModelLoadError(f"{source} does not match {what}: " + "; ".join(problems))
+    bad = [k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ModelLoadError(f"{source}: non-finite values in {', '.join(bad[:4])} (corrupt file)")
