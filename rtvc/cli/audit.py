@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from rtvc.cli.common import add_common, config_from_args, data_dir_from
-from rtvc.governance import LOCAL_ADMIN, GovernanceStore
+from rtvc.cli.common import add_common, governance_store
+from rtvc.governance import LOCAL_ADMIN
 from rtvc.governance.audit import EVENTS
 
 __all__ = ["register"]
@@ -48,16 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     provenance.set_defaults(func=resolve_token)
 
 
-def open_store(args: argparse.Namespace) -> GovernanceStore:
-    return GovernanceStore.open(data_dir_from(config_from_args(args)))
-
-
 def verify_log(args: argparse.Namespace) -> int:
-    store = open_store(args)
-    try:
+    with governance_store(args) as store:
         report = store.verify_audit(LOCAL_ADMIN, checkpoint_files=args.checkpoints)
-    finally:
-        store.close()
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:
@@ -70,12 +63,9 @@ def verify_log(args: argparse.Namespace) -> int:
 
 
 def query_log(args: argparse.Namespace) -> int:
-    store = open_store(args)
-    try:
+    with governance_store(args) as store:
         rows = store.audit.query(LOCAL_ADMIN, voice=args.voice, grant_id=args.grant, client=args.client,
                                  since=args.since, event=args.event, limit=args.limit)
-    finally:
-        store.close()
     if args.json:
         print(json.dumps({"rows": [row.to_json() for row in rows]}, indent=2))
         return 0
@@ -90,23 +80,17 @@ def query_log(args: argparse.Namespace) -> int:
 
 
 def seal_log(args: argparse.Namespace) -> int:
-    store = open_store(args)
-    try:
+    with governance_store(args) as store:
         made = store.audit.checkpoint()
         latest = store.audit.checkpoints()[-1:] or [None]
-    finally:
-        store.close()
     checkpoint = made or latest[0]
     print(json.dumps({"new": made is not None, "checkpoint": checkpoint.to_json() if checkpoint else None}, indent=2))
     return 0
 
 
 def resolve_token(args: argparse.Namespace) -> int:
-    store = open_store(args)
-    try:
+    with governance_store(args) as store:
         found = store.sessions.provenance(LOCAL_ADMIN, args.token)
-    finally:
-        store.close()
     if args.json:
         print(json.dumps(found.to_json(), indent=2))
     else:

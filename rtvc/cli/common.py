@@ -33,3 +33,10 @@ def data_dir_from(config: dict[str, Any]) -> Path:
 def registry_from_config(config: dict[str, Any]) -> VoiceRegistry:
     """The voices this installation can use: the built-in ones, then the RVC voices imported into the data dir."""
     return VoiceRegistry.from_config(config, data_dir=data_dir_from(config))
+
+
+def governance_store(args: argparse.Namespace) -> Any:
+    """The governance database of the data dir the arguments name (a context manager that closes it)."""
+    from rtvc.governance import GovernanceStore
+
+    return GovernanceStore.open(data_dir_from(config_from_args(args)))

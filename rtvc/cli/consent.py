@@ -11,8 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from rtvc.cli.common import add_common, config_from_args, data_dir_from
-from rtvc.governance import LOCAL_ADMIN, PURPOSES, GovernanceStore
+from rtvc.cli.common import add_common, governance_store
+from rtvc.governance import LOCAL_ADMIN, PURPOSES
 from rtvc.governance.errors import InvalidInput
 
 __all__ = ["register"]
@@ -53,10 +53,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing.set_defaults(func=list_grants)
 
 
-def open_store(args: argparse.Namespace) -> GovernanceStore:
-    return GovernanceStore.open(data_dir_from(config_from_args(args)))
-
-
 def _split(values: list[str]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
@@ -70,14 +66,11 @@ def create_grant(args: argparse.Namespace) -> int:
     else:
         statement = args.statement
     clients = "any" if args.clients.strip() == "any" else _split([args.clients])
-    store = open_store(args)
-    try:
+    with governance_store(args) as store:
         grant = store.grants.create(
             LOCAL_ADMIN, args.voice, statement=statement, purposes=_split(args.purpose), clients=clients,
             valid_from=args.valid_from, valid_until=args.valid_until, statement_audio=args.statement_audio,
         )
-    finally:
-        store.close()
     if args.json:
         print(json.dumps(grant.to_json(), indent=2))
     else:
@@ -87,13 +80,10 @@ def create_grant(args: argparse.Namespace) -> int:
 
 
 def revoke_grant(args: argparse.Namespace) -> int:
-    store = open_store(args)
-    try:
+    with governance_store(args) as store:
         grant = store.grants.revoke(LOCAL_ADMIN, args.grant, reason=args.reason)
         remaining = store.grants.active_count(grant.voice)
         servers = store.servers.live()
-    finally:
-        store.close()
     if args.json:
         print(json.dumps({"grant": grant.to_json(statement=False), "voice_grants_remaining": remaining}, indent=2))
         return 0
@@ -108,12 +98,9 @@ def revoke_grant(args: argparse.Namespace) -> int:
 
 
 def list_grants(args: argparse.Namespace) -> int:
-    store = open_store(args)
-    try:
+    with governance_store(args) as store:
         grants = store.grants.list(LOCAL_ADMIN, voice=args.voice, status=args.status)
         statuses = [g.status() for g in grants]
-    finally:
-        store.close()
     if args.json:
         print(json.dumps({"grants": [{**g.to_json(), "status": s} for g, s in zip(grants, statuses, strict=True)]},
                          indent=2))

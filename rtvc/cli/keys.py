@@ -9,8 +9,8 @@ import argparse
 import json
 import sys
 
-from rtvc.cli.common import add_common, config_from_args, data_dir_from
-from rtvc.governance import ROLES, GovernanceStore
+from rtvc.cli.common import add_common, governance_store
+from rtvc.governance import ROLES
 
 __all__ = ["register"]
 
@@ -38,22 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     revoke.set_defaults(func=revoke_key)
 
 
-class _Keys:
-    """The key store of the data dir's governance database, closed on exit."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.gov = GovernanceStore.open(data_dir_from(config_from_args(args)))
-
-    def __enter__(self):
-        return self.gov.keys
-
-    def __exit__(self, *exc: object) -> None:
-        self.gov.close()
-
-
 def create_key(args: argparse.Namespace) -> int:
-    with _Keys(args) as keys:
-        key, info = keys.create(args.role, args.name)
+    with governance_store(args) as gov:
+        key, info = gov.keys.create(args.role, args.name)
     if args.json:
         print(json.dumps({"key": key, "id": info.id, "role": info.role, "name": info.name}))
     else:
@@ -63,8 +50,8 @@ def create_key(args: argparse.Namespace) -> int:
 
 
 def list_keys(args: argparse.Namespace) -> int:
-    with _Keys(args) as store:
-        keys = store.keys()
+    with governance_store(args) as gov:
+        keys = gov.keys.keys()
     if args.json:
         print(json.dumps({"keys": [
             {"id": k.id, "role": k.role, "name": k.name, "created_at": k.created_at, "revoked_at": k.revoked_at}
@@ -78,8 +65,8 @@ def list_keys(args: argparse.Namespace) -> int:
 
 
 def revoke_key(args: argparse.Namespace) -> int:
-    with _Keys(args) as keys:
-        revoked = keys.revoke(args.id)
+    with governance_store(args) as gov:
+        revoked = gov.keys.revoke(args.id)
     if not revoked:
         print(f"rtvc keys: no active key with id {args.id!r}", file=sys.stderr)
         return 1

@@ -91,6 +91,12 @@ class GovernanceStore:
     def close(self) -> None:
         self.db.close()
 
+    def __enter__(self) -> GovernanceStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- hooks -----------------------------------------------------------------------------------------
 
     def on_revoke(self, callback: Callable[[str], object]) -> Callable[[], None]:
