@@ -8,6 +8,7 @@ file has, with a value of the same type; an unknown key or a wrong type is a
 from __future__ import annotations
 
 import copy
+import functools
 import os
 import tomllib
 from collections.abc import Mapping
@@ -16,7 +17,7 @@ from typing import Any
 
 from rtvc.errors import ConfigError
 
-__all__ = ["DEFAULT_CONFIG_PATH", "ENV_VAR", "load_config", "merge"]
+__all__ = ["DEFAULT_CONFIG_PATH", "ENV_VAR", "default_table", "load_config", "merge"]
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "configs" / "default.toml"
 ENV_VAR = "RTVC_CONFIG"
@@ -30,6 +31,16 @@ def _read(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+@functools.cache
+def _defaults() -> dict[str, Any]:
+    return _read(DEFAULT_CONFIG_PATH)
+
+
+def default_table(name: str) -> dict[str, Any]:
+    """A copy of the ``[name]`` table of ``configs/default.toml``: the one place defaults are written."""
+    return copy.deepcopy(_defaults()[name])
 
 
 def _same_type(default: Any, value: Any) -> bool:

@@ -41,11 +41,13 @@ def test_type_mismatch_fails_and_cli_overrides_win():
     assert load_config(None, {"server": {"port": 9}})["server"]["port"] == 9
 
 
-def test_code_defaults_match_the_default_config():
-    """Limits and engine settings keep fallbacks in code; they must say what configs/default.toml says."""
-    from rtvc.engine.settings import DEFAULT_ENGINE
-    from rtvc.session.limits import DEFAULT_LIMITS
+def test_settings_built_without_a_config_equal_the_default_config():
+    """The dataclass defaults come from configs/default.toml, with the types the settings need."""
+    from rtvc.engine import EngineSettings
+    from rtvc.session import Limits
 
     config = load_config(None)
-    assert DEFAULT_LIMITS == config["limits"]
-    assert DEFAULT_ENGINE == config["engine"]
+    assert Limits() == Limits.from_config(config) and EngineSettings() == EngineSettings.from_config(config)
+    assert isinstance(Limits().max_sessions, int) and isinstance(EngineSettings().workers, int)
+    assert Limits().max_block_ms == config["limits"]["max_block_ms"]
+    assert EngineSettings().max_load == config["engine"]["max_load"]

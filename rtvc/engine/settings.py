@@ -1,4 +1,4 @@
-"""Engine settings, read from the ``[engine]`` config table (missing keys take the defaults below)."""
+"""Engine settings, read from the ``[engine]`` config table (defaults: ``configs/default.toml``)."""
 
 from __future__ import annotations
 
@@ -6,17 +6,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from rtvc.config import default_table
 from rtvc.errors import ConfigError
 
 __all__ = ["DEFAULT_ENGINE", "EngineSettings", "check_positive", "read_table"]
 
-DEFAULT_ENGINE: dict[str, Any] = {
-    "mode": "process",  # "process": engine processes (true parallelism); "thread": threads in the server process
-    "workers": 2,  # engine processes (or threads); a session stays on one
-    "max_load": 0.65,  # refuse new sessions when the predicted engine busy fraction exceeds this
-    "load_window_s": 2.0,  # window over which the engine busy fraction is measured, s
-    "handoff_ms": 1.0,  # blocks finished this long before their pass ends are handed out without waiting for it, ms
-}
+DEFAULT_ENGINE: dict[str, Any] = default_table("engine")  # keys, units and meaning: configs/default.toml
 
 
 def read_table(config: Mapping[str, Any] | None, name: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
