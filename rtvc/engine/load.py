@@ -59,15 +59,20 @@ class AudioMeter:
         self._lock = threading.Lock()
 
     def add(self, audio_s: float, at: float | None = None) -> None:
+        at = time.perf_counter() if at is None else at
         with self._lock:
-            self._items.append((time.perf_counter() if at is None else at, audio_s))
+            self._items.append((at, audio_s))
             self._total += audio_s
+            self._trim(at)  # bounded by the window even when nobody reads it
+
+    def _trim(self, now: float) -> None:
+        horizon = now - self.window_s
+        while self._items and self._items[0][0] < horizon:
+            self._total -= self._items.popleft()[1]
 
     def seconds(self, now: float) -> float:
-        horizon = now - self.window_s
         with self._lock:
-            while self._items and self._items[0][0] < horizon:
-                self._total -= self._items.popleft()[1]
+            self._trim(now)
             return max(0.0, self._total)
 
 

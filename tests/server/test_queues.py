@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from rtvc.engine.load import Admission, LoadMeter, predicted_load
+from rtvc.engine.load import Admission, AudioMeter, LoadMeter, predicted_load
 from rtvc.errors import Overloaded
 from rtvc.session.queues import InputQueue, OutFrame, OutputQueue
 
@@ -136,3 +136,11 @@ def test_admission_remembers_the_cost_for_the_next_burst():
     admission.check([idle], 30)  # 31 x 2.5 % = 78 %
     with pytest.raises(Overloaded):
         admission.check([idle], 32)
+
+
+def test_audio_meter_stays_bounded_without_readers():
+    meter = AudioMeter(window_s=1.0)
+    for i in range(5000):  # 50 s of 10 ms blocks, never read
+        meter.add(0.01, at=100.0 + i * 0.01)
+    assert len(meter._items) <= 101
+    assert meter.seconds(now=150.0) == pytest.approx(1.0, abs=0.02)
